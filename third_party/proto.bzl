@@ -27,5 +27,7 @@ def cc_grpc_library(name, srcs, deps = [], visibility = None):
         srcs = [f for f in pb if f.endswith(".cc")],
         hdrs = [f for f in pb if f.endswith(".h")],
         deps = deps + ["//third_party:grpc"],
+        # Kinds are found by name in the descriptor pool, so every message must be linked in.
+        alwayslink = True,
         visibility = visibility,
     )

@@ -1,0 +1,193 @@
+#include "lib/api/scheme.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/descriptor.pb.h"
+
+namespace capstan::api {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+constexpr int kApiVersionField = 1;
+constexpr int kKindField = 2;
+constexpr int kMetadataField = 3;
+
+const Descriptor* FindType(const char* full_name) {
+  return google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(full_name);
+}
+
+std::vector<ResourceInfo> BuiltInResources() {
+  // Field selectors per kind are the ones Kubernetes' registries accept.
+  std::vector<ResourceInfo> r = {
+      {"", "v1", "namespaces", "namespace", "Namespace", false, {"ns"}, {"status", "finalize"},
+       {"status.phase"}, FindType("capstan.core.v1.Namespace")},
+      {"", "v1", "pods", "pod", "Pod", true, {"po"}, {"status", "binding"},
+       {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+        "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
+       FindType("capstan.core.v1.Pod")},
+      {"", "v1", "nodes", "node", "Node", false, {"no"}, {"status"}, {"spec.unschedulable"},
+       FindType("capstan.core.v1.Node")},
+      {"", "v1", "events", "event", "Event", true, {"ev"}, {},
+       {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
+       FindType("capstan.core.v1.Event")},
+      {"", "v1", "configmaps", "configmap", "ConfigMap", true, {"cm"}, {}, {},
+       FindType("capstan.core.v1.ConfigMap")},
+      {"", "v1", "secrets", "secret", "Secret", true, {}, {}, {"type"},
+       FindType("capstan.core.v1.Secret")},
+      {"apps", "v1", "deployments", "deployment", "Deployment", true, {"deploy"}, {"status"}, {},
+       FindType("capstan.apps.v1.Deployment")},
+      {"apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, {"rs"}, {"status"},
+       {"status.replicas"}, FindType("capstan.apps.v1.ReplicaSet")},
+      {"coordination.k8s.io", "v1", "leases", "lease", "Lease", true, {}, {}, {},
+       FindType("capstan.coordination.v1.Lease")},
+      {"scheduling.k8s.io", "v1", "priorityclasses", "priorityclass", "PriorityClass", false,
+       {"pc"}, {}, {}, FindType("capstan.scheduling.v1.PriorityClass")},
+  };
+  // A kind whose message is missing from the binary is a build error, not a runtime surprise.
+  for (const ResourceInfo& info : r) {
+    if (info.descriptor == nullptr) {
+      fprintf(stderr, "scheme: no message linked for kind %s\n", info.kind.c_str());
+      abort();
+    }
+  }
+  return r;
+}
+
+const Message& SubMessage(const Message& object, int number) {
+  const FieldDescriptor* f = object.GetDescriptor()->FindFieldByNumber(number);
+  return object.GetReflection()->GetMessage(object, f);
+}
+
+std::string StringField(const Message& object, int number) {
+  const FieldDescriptor* f = object.GetDescriptor()->FindFieldByNumber(number);
+  return object.GetReflection()->GetString(object, f);
+}
+
+const FieldDescriptor* FieldByJsonName(const Descriptor* d, absl::string_view name) {
+  for (int i = 0; i < d->field_count(); ++i) {
+    if (d->field(i)->json_name() == name) return d->field(i);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string ResourceInfo::ApiVersion() const {
+  return group.empty() ? version : absl::StrCat(group, "/", version);
+}
+
+std::string ResourceInfo::QualifiedResource() const {
+  return group.empty() ? resource : absl::StrCat(resource, ".", group);
+}
+
+bool ResourceInfo::HasStatus() const {
+  for (const std::string& s : subresources) {
+    if (s == "status") return true;
+  }
+  return false;
+}
+
+const Scheme& Scheme::BuiltIn() {
+  static const Scheme* scheme = new Scheme(BuiltInResources());
+  return *scheme;
+}
+
+const ResourceInfo* Scheme::ByResource(absl::string_view group, absl::string_view version,
+                                       absl::string_view resource) const {
+  for (const ResourceInfo& info : resources_) {
+    if (info.group == group && info.version == version && info.resource == resource) return &info;
+  }
+  return nullptr;
+}
+
+const ResourceInfo* Scheme::ByKind(absl::string_view api_version, absl::string_view kind) const {
+  for (const ResourceInfo& info : resources_) {
+    if (info.kind == kind && info.ApiVersion() == api_version) return &info;
+  }
+  return nullptr;
+}
+
+const ResourceInfo* Scheme::Lookup(absl::string_view name) const {
+  std::string lower = absl::AsciiStrToLower(name);
+  absl::string_view wanted = lower;
+  absl::string_view group;
+  bool qualified = false;
+  if (size_t dot = wanted.find('.'); dot != absl::string_view::npos) {
+    group = wanted.substr(dot + 1);
+    wanted = wanted.substr(0, dot);
+    qualified = true;
+  }
+  for (const ResourceInfo& info : resources_) {
+    if (qualified && info.group != group) continue;
+    if (info.resource == wanted || info.singular == wanted ||
+        absl::AsciiStrToLower(info.kind) == wanted) {
+      return &info;
+    }
+    for (const std::string& s : info.short_names) {
+      if (s == wanted) return &info;
+    }
+  }
+  return nullptr;
+}
+
+std::unique_ptr<Message> Scheme::New(const ResourceInfo& info) const {
+  return std::unique_ptr<Message>(
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(info.descriptor)->New());
+}
+
+const capstan::meta::v1::ObjectMeta& Meta(const Message& object) {
+  return static_cast<const capstan::meta::v1::ObjectMeta&>(SubMessage(object, kMetadataField));
+}
+
+capstan::meta::v1::ObjectMeta* MutableMeta(Message* object) {
+  const FieldDescriptor* f = object->GetDescriptor()->FindFieldByNumber(kMetadataField);
+  return static_cast<capstan::meta::v1::ObjectMeta*>(
+      object->GetReflection()->MutableMessage(object, f));
+}
+
+std::string ApiVersionOf(const Message& object) { return StringField(object, kApiVersionField); }
+
+std::string KindOf(const Message& object) { return StringField(object, kKindField); }
+
+void SetTypeMeta(const ResourceInfo& info, Message* object) {
+  const Descriptor* d = object->GetDescriptor();
+  const Reflection* r = object->GetReflection();
+  r->SetString(object, d->FindFieldByNumber(kApiVersionField), info.ApiVersion());
+  r->SetString(object, d->FindFieldByNumber(kKindField), info.kind);
+}
+
+std::optional<std::string> FieldValue(const Message& object, absl::string_view json_path) {
+  const Message* current = &object;
+  std::vector<absl::string_view> parts = absl::StrSplit(json_path, '.');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const FieldDescriptor* f = FieldByJsonName(current->GetDescriptor(), parts[i]);
+    if (f == nullptr || f->is_repeated()) return std::nullopt;
+    const Reflection* r = current->GetReflection();
+    bool last = i + 1 == parts.size();
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (last) return std::nullopt;
+      current = &r->GetMessage(*current, f);
+      continue;
+    }
+    if (!last) return std::nullopt;
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING: return r->GetString(*current, f);
+      case FieldDescriptor::CPPTYPE_BOOL: return r->GetBool(*current, f) ? "true" : "false";
+      case FieldDescriptor::CPPTYPE_INT32: return absl::StrCat(r->GetInt32(*current, f));
+      case FieldDescriptor::CPPTYPE_INT64: return absl::StrCat(r->GetInt64(*current, f));
+      case FieldDescriptor::CPPTYPE_UINT32: return absl::StrCat(r->GetUInt32(*current, f));
+      case FieldDescriptor::CPPTYPE_UINT64: return absl::StrCat(r->GetUInt64(*current, f));
+      default: return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace capstan::api

@@ -1,0 +1,370 @@
+#include "services/apiserver/watch_cache.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lib/api/codec.h"
+#include "lib/api/errors.h"
+
+namespace capstan::apiserver {
+namespace {
+
+// Continue tokens carry the list's revision and the last key returned, so the next page is read
+// at the same revision (as Kubernetes does, with its own opaque format).
+std::string EncodeContinue(int64_t revision, const std::string& last_key) {
+  return absl::WebSafeBase64Escape(absl::StrCat(revision, ":", last_key));
+}
+
+absl::Status DecodeContinue(const std::string& token, int64_t* revision, std::string* last_key) {
+  std::string raw;
+  size_t colon;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || (colon = raw.find(':')) == std::string::npos ||
+      !absl::SimpleAtoi(raw.substr(0, colon), revision) || *revision <= 0) {
+    return api::BadRequest("continue key is not valid: malformed token");
+  }
+  *last_key = raw.substr(colon + 1);
+  return absl::OkStatus();
+}
+
+absl::Status TooOld(int64_t revision, int64_t oldest) {
+  return api::Expired(absl::StrCat("too old resource version: ", revision, " (", oldest, ")"));
+}
+
+// Kubernetes semantics for a watch with a selector: an object that starts matching is ADDED, one
+// that stops matching is DELETED.
+std::optional<WatchEventType> FilteredType(const Selection& s, const CacheEvent& e) {
+  if (e.type == WatchEventType::kBookmark) return e.type;
+  bool now = s.Matches(*e.object);
+  if (e.type == WatchEventType::kDeleted) return now ? std::optional(e.type) : std::nullopt;
+  bool before = e.prev != nullptr && s.Matches(*e.prev);
+  if (now && before) return WatchEventType::kModified;
+  if (now) return WatchEventType::kAdded;
+  if (before) return WatchEventType::kDeleted;
+  return std::nullopt;
+}
+
+}  // namespace
+
+CachedObject::CachedObject(std::unique_ptr<google::protobuf::Message> object, int64_t mod_revision)
+    : object_(std::move(object)), mod_revision_(mod_revision) {
+  object_->SerializeToString(&proto_);
+}
+
+const std::string& CachedObject::json() const {
+  std::call_once(json_once_, [this] { json_ = api::PrintJson(*object_); });
+  return json_;
+}
+
+const char* WatchEventTypeName(WatchEventType type) {
+  switch (type) {
+    case WatchEventType::kAdded: return "ADDED";
+    case WatchEventType::kModified: return "MODIFIED";
+    case WatchEventType::kDeleted: return "DELETED";
+    case WatchEventType::kBookmark: return "BOOKMARK";
+  }
+  return "";
+}
+
+bool Selection::Matches(const CachedObject& cached) const {
+  const auto& meta = api::Meta(cached.object());
+  if (!namespace_.empty() && meta.namespace_() != namespace_) return false;
+  if (!labels.Matches(meta.labels())) return false;
+  if (fields.Empty()) return true;
+  return fields.Matches([&](std::string_view field) -> std::optional<std::string> {
+    if (field == "metadata.name") return meta.name();
+    if (field == "metadata.namespace") return meta.namespace_();
+    return api::FieldValue(cached.object(), absl::string_view(field.data(), field.size()));
+  });
+}
+
+Watcher::Watcher(Selection selection, size_t capacity, bool bookmarks, std::function<void()> notify)
+    : selection_(std::move(selection)),
+      capacity_(capacity),
+      bookmarks_(bookmarks),
+      notify_(std::move(notify)) {}
+
+std::vector<CacheEvent> Watcher::Take(size_t max) {
+  absl::MutexLock lock(&mu_);
+  std::vector<CacheEvent> out;
+  if (!status_.ok()) return out;
+  size_t n = std::min(max, queue_.size());
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  armed_ = out.empty();
+  return out;
+}
+
+absl::Status Watcher::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+bool Watcher::Offer(const CacheEvent& event) {
+  std::optional<WatchEventType> type = FilteredType(selection_, event);
+  if (!type) return true;
+  if (*type == WatchEventType::kBookmark && !bookmarks_) return true;
+  CacheEvent copy = event;
+  copy.type = *type;
+  return Push(std::move(copy));
+}
+
+bool Watcher::Push(CacheEvent event) {
+  bool wake;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!status_.ok()) return true;
+    if (queue_.size() >= capacity_) return false;
+    queue_.push_back(std::move(event));
+    wake = armed_;
+    armed_ = false;
+  }
+  if (wake) notify_();
+  return true;
+}
+
+void Watcher::Close(absl::Status why) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!status_.ok()) return;
+    status_ = std::move(why);
+    queue_.clear();
+  }
+  notify_();
+}
+
+WatchCache::WatchCache(const api::ResourceInfo& info, size_t window)
+    : info_(info), window_(std::max<size_t>(window, 1)) {}
+
+void WatchCache::Load(std::vector<std::pair<std::string, ObjectPtr>> objects, int64_t revision) {
+  absl::MutexLock lock(&mu_);
+  objects_.clear();
+  for (auto& [key, object] : objects) objects_.emplace(std::move(key), std::move(object));
+  events_.clear();
+  window_start_ = revision;
+  revision_ = revision;
+}
+
+void WatchCache::Apply(const std::string& key, bool deleted, ObjectPtr object, int64_t revision) {
+  absl::MutexLock lock(&mu_);
+  CacheEvent event{WatchEventType::kAdded, revision, object, nullptr};
+  auto it = objects_.find(key);
+  if (it != objects_.end()) event.prev = it->second;
+  if (deleted) {
+    event.type = WatchEventType::kDeleted;
+    if (it != objects_.end()) objects_.erase(it);
+  } else if (it != objects_.end()) {
+    event.type = WatchEventType::kModified;
+    it->second = object;
+  } else {
+    objects_.emplace(key, object);
+  }
+  revision_ = revision;
+  events_.emplace_back(key, event);
+  if (events_.size() > window_) {
+    window_start_ = events_.front().second.revision;
+    events_.pop_front();
+  }
+  Deliver(event);
+}
+
+void WatchCache::Advance(int64_t revision) {
+  absl::MutexLock lock(&mu_);
+  if (revision > revision_) revision_ = revision;
+}
+
+void WatchCache::Deliver(const CacheEvent& event) {
+  for (size_t i = 0; i < watchers_.size();) {
+    if (watchers_[i]->Offer(event)) {
+      ++i;
+      continue;
+    }
+    // Too slow: cut it off rather than let its queue grow without bound. The client resumes from
+    // the last revision it saw (or relists once that is compacted).
+    watchers_[i]->Close(absl::ResourceExhaustedError(
+        absl::StrCat("watch of ", info_.QualifiedResource(),
+                     " closed: the client fell more than ", watchers_[i]->capacity_,
+                     " events behind; resume from the last resourceVersion received")));
+    watchers_[i] = watchers_.back();
+    watchers_.pop_back();
+  }
+}
+
+ObjectPtr WatchCache::Get(const std::string& key) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = objects_.find(key);
+  return it == objects_.end() ? nullptr : it->second;
+}
+
+int64_t WatchCache::revision() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return revision_;
+}
+
+size_t WatchCache::size() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return objects_.size();
+}
+
+size_t WatchCache::watcher_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return watchers_.size();
+}
+
+absl::Status WatchCache::UndoAfter(int64_t at,
+                                   absl::btree_map<std::string, ObjectPtr>* overlay) const {
+  if (at < window_start_) return TooOld(at, window_start_);
+  // Walking back from the newest event, the last assignment for a key is its earliest change after
+  // `at`, whose prev is the object as it was at `at`.
+  for (auto it = events_.rbegin(); it != events_.rend() && it->second.revision > at; ++it) {
+    (*overlay)[it->first] = it->second.prev;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListResult> WatchCache::List(const Selection& selection, int64_t at, int64_t limit,
+                                            const std::string& continue_token) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::string start_after;
+  bool paging = !continue_token.empty();
+  if (paging) {
+    absl::Status s = DecodeContinue(continue_token, &at, &start_after);
+    if (!s.ok()) return s;
+  }
+  if (at == 0 || at > revision_) at = revision_;
+  absl::btree_map<std::string, ObjectPtr> overlay;
+  if (at < revision_) {
+    absl::Status s = UndoAfter(at, &overlay);
+    if (!s.ok()) {
+      if (paging) {
+        return api::Expired(
+            "The provided continue parameter is too old to display a consistent list result. You "
+            "can start a new list without the continue parameter.");
+      }
+      return s;
+    }
+  }
+  // A namespace narrows the scan to its key range ("ns/" .. "ns0", '0' follows '/').
+  std::string from = selection.namespace_.empty() ? "" : selection.namespace_ + "/";
+  std::string to = selection.namespace_.empty() ? "" : selection.namespace_ + "0";
+  if (paging && start_after >= from) from = start_after + '\0';
+
+  ListResult result;
+  result.revision = at;
+  auto cur = objects_.lower_bound(from);
+  auto old = overlay.lower_bound(from);
+  auto in_range = [&](const std::string& key) { return to.empty() || key < to; };
+  std::string last_key;
+  bool more = false;
+  int64_t remaining = 0;
+  while (true) {
+    bool cur_ok = cur != objects_.end() && in_range(cur->first);
+    bool old_ok = old != overlay.end() && in_range(old->first);
+    if (!cur_ok && !old_ok) break;
+    const std::string* key;
+    ObjectPtr object;
+    if (old_ok && (!cur_ok || old->first <= cur->first)) {
+      // The overlay wins for keys changed after `at`.
+      key = &old->first;
+      object = old->second;
+      if (cur_ok && cur->first == old->first) ++cur;
+      ++old;
+    } else {
+      key = &cur->first;
+      object = cur->second;
+      ++cur;
+    }
+    if (object == nullptr || !selection.Matches(*object)) continue;
+    if (limit > 0 && static_cast<int64_t>(result.items.size()) >= limit) {
+      more = true;
+      ++remaining;
+      continue;
+    }
+    last_key = *key;
+    result.items.push_back(std::move(object));
+  }
+  if (more) {
+    result.continue_token = EncodeContinue(at, last_key);
+    // Kubernetes only reports the count when no selector filtered the list.
+    if (selection.labels.Empty() && selection.fields.Empty()) result.remaining = remaining;
+  }
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<Watcher>> WatchCache::Watch(Selection selection, int64_t after,
+                                                           bool initial_events, bool bookmarks,
+                                                           size_t capacity,
+                                                           std::function<void()> notify,
+                                                           const HistoryReader& history) {
+  int64_t now = revision();
+  if (after == 0) after = now;
+  std::vector<CacheEvent> backlog;
+  if (initial_events) {
+    absl::StatusOr<ListResult> state = List(selection, after, 0, "");
+    if (!state.ok()) return state.status();
+    for (ObjectPtr& object : state->items) {
+      backlog.push_back({WatchEventType::kAdded, object->mod_revision(), std::move(object), nullptr});
+    }
+    after = state->revision;
+    if (bookmarks) backlog.push_back({WatchEventType::kBookmark, after, nullptr, nullptr, true});
+  }
+  auto watcher = std::make_shared<Watcher>(std::move(selection),
+                                           std::max(capacity, backlog.size() + capacity), bookmarks,
+                                           std::move(notify));
+  for (CacheEvent& e : backlog) watcher->Push(std::move(e));
+
+  // Events older than the window come from the store's log, up to the revision the cache had
+  // reached before the read (later ones are in the window or will be applied after we register).
+  // Repeat until the window reaches back to what was replayed; it only moves forward, so this ends.
+  int64_t delivered = after;
+  while (true) {
+    int64_t limit;
+    {
+      absl::MutexLock lock(&mu_);
+      if (delivered >= window_start_) {
+        for (const auto& [key, event] : events_) {
+          if (event.revision > delivered && !watcher->Offer(event)) {
+            return absl::ResourceExhaustedError("watch backlog exceeds the watcher's capacity");
+          }
+        }
+        watchers_.push_back(watcher);
+        return watcher;
+      }
+      limit = revision_;
+    }
+    bool overflow = false;
+    absl::Status s = history(delivered, [&](CacheEvent event) {
+      if (event.revision <= delivered || event.revision > limit) return;
+      if (!watcher->Offer(event)) overflow = true;
+    });
+    if (!s.ok()) return s;
+    if (overflow) return absl::ResourceExhaustedError("watch backlog exceeds the watcher's capacity");
+    delivered = limit;
+  }
+}
+
+void WatchCache::StopWatch(const std::shared_ptr<Watcher>& watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
+}
+
+void WatchCache::Bookmark() {
+  absl::MutexLock lock(&mu_);
+  CacheEvent bookmark{WatchEventType::kBookmark, revision_, nullptr, nullptr};
+  for (auto& w : watchers_) {
+    if (w->wants_bookmarks()) w->Push(bookmark);
+  }
+}
+
+void WatchCache::CloseAll(absl::Status why) {
+  absl::MutexLock lock(&mu_);
+  for (auto& w : watchers_) w->Close(why);
+  watchers_.clear();
+}
+
+}  // namespace capstan::apiserver

@@ -1,0 +1,179 @@
+// The watch cache: one per resource, in memory, fed by the store's commit observer.
+//
+// It holds every current object of the resource (parsed once, serialized once, shared by all
+// readers) and a window of recent events. LIST and WATCH are served from it and never scan
+// RocksDB on the hot path. Because the store calls its observer before a Commit returns, the cache
+// is never behind an acknowledged write: a reader that got revision R from a write sees R here.
+//
+// Events older than the window are still available from the store's revision log (watch resume
+// after an apiserver restart reads them there); events older than the log's compaction are gone
+// and the caller answers 410 Expired.
+#ifndef CAPSTAN_SERVICES_APISERVER_WATCH_CACHE_H_
+#define CAPSTAN_SERVICES_APISERVER_WATCH_CACHE_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "google/protobuf/message.h"
+#include "lib/api/fields.h"
+#include "lib/api/labels.h"
+#include "lib/api/scheme.h"
+
+namespace capstan::apiserver {
+
+// An object as the cache keeps it. Immutable once built; shared by the map, the event window and
+// every reader.
+class CachedObject {
+ public:
+  // object must carry metadata.resourceVersion == mod_revision.
+  CachedObject(std::unique_ptr<google::protobuf::Message> object, int64_t mod_revision);
+
+  const google::protobuf::Message& object() const { return *object_; }
+  int64_t mod_revision() const { return mod_revision_; }
+  const std::string& proto() const { return proto_; }  // protobuf encoding
+  const std::string& json() const;                     // JSON encoding, made on first use
+
+ private:
+  std::unique_ptr<google::protobuf::Message> object_;
+  int64_t mod_revision_;
+  std::string proto_;
+  mutable std::once_flag json_once_;
+  mutable std::string json_;
+};
+using ObjectPtr = std::shared_ptr<const CachedObject>;
+
+enum class WatchEventType { kAdded, kModified, kDeleted, kBookmark };
+const char* WatchEventTypeName(WatchEventType type);
+
+struct CacheEvent {
+  WatchEventType type;
+  int64_t revision;
+  ObjectPtr object;  // for kDeleted the object as it was; null for kBookmark
+  ObjectPtr prev;    // the object before this event (null when created)
+  // Bookmarks only: this bookmark ends the initial events (k8s.io/initial-events-end).
+  bool initial_events_end = false;
+};
+
+// What a LIST or WATCH selects.
+struct Selection {
+  std::string namespace_;  // empty: every namespace
+  api::LabelSelector labels;
+  api::FieldSelector fields;
+  bool Matches(const CachedObject& object) const;
+};
+
+// A watch's queue of events. The cache pushes, the stream writer takes. When the queue grows past
+// its capacity the watcher is cut off: its status says why, and the client resumes or relists.
+class Watcher {
+ public:
+  // notify is called (from the pushing thread, without locks held) when events arrive for a
+  // watcher whose last Take() came back empty, and when the watcher is closed.
+  Watcher(Selection selection, size_t capacity, bool bookmarks, std::function<void()> notify);
+
+  // Moves up to max queued events out. An empty result arms the next notify.
+  std::vector<CacheEvent> Take(size_t max);
+  // OK while open; the reason once closed (too slow, or the server is stopping).
+  absl::Status status() const;
+  bool wants_bookmarks() const { return bookmarks_; }
+  const Selection& selection() const { return selection_; }
+
+ private:
+  friend class WatchCache;
+  // Queues the event if it passes the selection. Returns false when the queue is over capacity.
+  bool Offer(const CacheEvent& event);
+  bool Push(CacheEvent event);
+  void Close(absl::Status why);
+
+  const Selection selection_;
+  const size_t capacity_;
+  const bool bookmarks_;
+  const std::function<void()> notify_;
+
+  mutable absl::Mutex mu_;
+  std::deque<CacheEvent> queue_ ABSL_GUARDED_BY(mu_);
+  bool armed_ ABSL_GUARDED_BY(mu_) = false;  // a Take() found nothing; the next push notifies
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+struct ListResult {
+  std::vector<ObjectPtr> items;
+  int64_t revision = 0;
+  std::string continue_token;
+  std::optional<int64_t> remaining;
+};
+
+// Reads retained events after a revision from the store (for watches older than the window).
+// Calls fn for each event of this resource in order; OutOfRange when compacted.
+using HistoryReader =
+    std::function<absl::Status(int64_t after, const std::function<void(CacheEvent)>& fn)>;
+
+class WatchCache {
+ public:
+  // window: how many recent events are kept in memory.
+  WatchCache(const api::ResourceInfo& info, size_t window);
+
+  const api::ResourceInfo& info() const { return info_; }
+
+  // Startup: the objects read from the store at revision.
+  void Load(std::vector<std::pair<std::string, ObjectPtr>> objects, int64_t revision);
+
+  // Applies one committed event: key is "namespace/name" ("/name" when cluster-scoped); object is
+  // the new object, or for a delete the object as it was.
+  void Apply(const std::string& key, bool deleted, ObjectPtr object, int64_t revision);
+  // Moves the cache's revision on for a write to another resource (so lists report it).
+  void Advance(int64_t revision);
+
+  ObjectPtr Get(const std::string& key) const;
+  int64_t revision() const;
+  size_t size() const;
+
+  // Lists at revision `at` (0: now), starting after continue_token if set, at most limit items
+  // (0: all). The revision must still be inside the event window, or the answer is Expired.
+  absl::StatusOr<ListResult> List(const Selection& selection, int64_t at, int64_t limit,
+                                  const std::string& continue_token) const;
+
+  // Starts a watch: events after revision `after` (and first, if initial_events, the state at
+  // `after` as ADDED events followed by an initial-events-end bookmark when bookmarks are on).
+  // after == 0 means now. history reads events older than the window from the store.
+  absl::StatusOr<std::shared_ptr<Watcher>> Watch(Selection selection, int64_t after,
+                                                 bool initial_events, bool bookmarks,
+                                                 size_t capacity, std::function<void()> notify,
+                                                 const HistoryReader& history);
+  void StopWatch(const std::shared_ptr<Watcher>& watcher);
+  // Sends a bookmark at the current revision to every watcher that asked for bookmarks.
+  void Bookmark();
+  // Closes every watcher (server shutdown).
+  void CloseAll(absl::Status why);
+  size_t watcher_count() const;
+
+ private:
+  // State at revision `at` for keys changed after it: key -> object then (null: absent then).
+  absl::Status UndoAfter(int64_t at, absl::btree_map<std::string, ObjectPtr>* overlay) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void Deliver(const CacheEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const api::ResourceInfo& info_;
+  const size_t window_;
+
+  mutable absl::Mutex mu_;
+  absl::btree_map<std::string, ObjectPtr> objects_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<std::string, CacheEvent>> events_ ABSL_GUARDED_BY(mu_);
+  // Every event of this resource after this revision is in events_.
+  int64_t window_start_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace capstan::apiserver
+
+#endif  // CAPSTAN_SERVICES_APISERVER_WATCH_CACHE_H_

@@ -1,0 +1,229 @@
+#include "services/apiserver/watch_cache.h"
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "proto/core_v1.pb.h"
+
+namespace capstan::apiserver {
+namespace {
+
+using capstan::core::v1::Pod;
+
+const api::ResourceInfo& PodInfo() { return *api::Scheme::BuiltIn().ByKind("v1", "Pod"); }
+
+ObjectPtr MakePod(const std::string& name, int64_t revision, const std::string& app = "web") {
+  auto pod = std::make_unique<Pod>();
+  pod->mutable_metadata()->set_name(name);
+  pod->mutable_metadata()->set_namespace_("default");
+  pod->mutable_metadata()->set_resource_version(absl::StrCat(revision));
+  (*pod->mutable_metadata()->mutable_labels())["app"] = app;
+  return std::make_shared<CachedObject>(std::move(pod), revision);
+}
+
+Selection All() { return Selection{}; }
+
+Selection WithLabels(const std::string& text) {
+  Selection s;
+  s.labels = *api::LabelSelector::Parse(text);
+  return s;
+}
+
+std::vector<std::string> Names(const ListResult& r) {
+  std::vector<std::string> names;
+  for (const auto& o : r.items) names.push_back(api::Meta(o->object()).name());
+  return names;
+}
+
+HistoryReader NoHistory() {
+  return [](int64_t, const std::function<void(CacheEvent)>&) {
+    ADD_FAILURE() << "history should not be needed";
+    return absl::OkStatus();
+  };
+}
+
+TEST(WatchCacheTest, ListAtAnOlderRevisionUndoesLaterEvents) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 10);
+  cache.Apply("default/a", false, MakePod("a", 11), 11);
+  cache.Apply("default/b", false, MakePod("b", 12), 12);
+  cache.Apply("default/a", true, MakePod("a", 13), 13);
+  cache.Apply("default/c", false, MakePod("c", 14), 14);
+
+  EXPECT_EQ(Names(*cache.List(All(), 0, 0, "")), (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(Names(*cache.List(All(), 12, 0, "")), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Names(*cache.List(All(), 11, 0, "")), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(Names(*cache.List(All(), 10, 0, "")), (std::vector<std::string>{}));
+  EXPECT_EQ(cache.List(All(), 12, 0, "")->revision, 12);
+}
+
+TEST(WatchCacheTest, PagesStayConsistentWhileOthersWrite) {
+  WatchCache cache(PodInfo(), 1000);
+  cache.Load({}, 0);
+  int64_t rev = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::string name = absl::StrCat("p", i);
+    ++rev;
+    cache.Apply("default/" + name, false, MakePod(name, rev), rev);
+  }
+  auto page1 = cache.List(All(), 0, 4, "");
+  ASSERT_TRUE(page1.ok());
+  EXPECT_EQ(Names(*page1), (std::vector<std::string>{"p0", "p1", "p2", "p3"}));
+  EXPECT_EQ(page1->remaining, 6);
+  ASSERT_FALSE(page1->continue_token.empty());
+
+  // Writes after the first page: a delete of an unread item and a new item.
+  cache.Apply("default/p5", true, MakePod("p5", ++rev), rev);
+  cache.Apply("default/p55", false, MakePod("p55", ++rev), rev);
+
+  std::vector<std::string> rest;
+  std::string token = page1->continue_token;
+  while (!token.empty()) {
+    auto page = cache.List(All(), 0, 4, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->revision, page1->revision);
+    for (auto& n : Names(*page)) rest.push_back(n);
+    token = page->continue_token;
+  }
+  EXPECT_EQ(rest, (std::vector<std::string>{"p4", "p5", "p6", "p7", "p8", "p9"}));
+}
+
+TEST(WatchCacheTest, ListOutsideTheWindowIsExpired) {
+  WatchCache cache(PodInfo(), 2);
+  cache.Load({}, 0);
+  for (int64_t r = 1; r <= 5; ++r) cache.Apply(absl::StrCat("default/p", r), false,
+                                               MakePod(absl::StrCat("p", r), r), r);
+  auto old = cache.List(All(), 1, 0, "");
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(cache.List(All(), 4, 0, "").ok());
+  EXPECT_EQ(cache.List(All(), 0, 0, "not-a-token").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WatchCacheTest, SelectorTransitionsBecomeAddedAndDeleted) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 0);
+  int notified = 0;
+  auto w = cache.Watch(WithLabels("app=web"), 0, false, false, 100, [&] { ++notified; },
+                       NoHistory());
+  ASSERT_TRUE(w.ok());
+  cache.Apply("default/a", false, MakePod("a", 1, "db"), 1);   // not selected
+  cache.Apply("default/a", false, MakePod("a", 2, "web"), 2);  // starts matching: ADDED
+  cache.Apply("default/a", false, MakePod("a", 3, "web"), 3);  // MODIFIED
+  cache.Apply("default/a", false, MakePod("a", 4, "db"), 4);   // stops matching: DELETED
+  cache.Apply("default/a", true, MakePod("a", 5, "db"), 5);    // not selected
+  auto events = (*w)->Take(100);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type, WatchEventType::kAdded);
+  EXPECT_EQ(events[0].revision, 2);
+  EXPECT_EQ(events[1].type, WatchEventType::kModified);
+  EXPECT_EQ(events[2].type, WatchEventType::kDeleted);
+  EXPECT_EQ(events[2].revision, 4);
+  EXPECT_EQ(notified, 0);  // never armed: Take() had not come back empty yet
+  EXPECT_TRUE((*w)->Take(10).empty());
+  cache.Apply("default/b", false, MakePod("b", 6), 6);
+  EXPECT_EQ(notified, 1);
+}
+
+TEST(WatchCacheTest, WatchResumesFromTheWindowWithoutRepeats) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 0);
+  for (int64_t r = 1; r <= 5; ++r) {
+    cache.Apply(absl::StrCat("default/p", r), false, MakePod(absl::StrCat("p", r), r), r);
+  }
+  auto w = cache.Watch(All(), 3, false, false, 100, [] {}, NoHistory());
+  ASSERT_TRUE(w.ok());
+  cache.Apply("default/p6", false, MakePod("p6", 6), 6);
+  auto events = (*w)->Take(100);
+  std::vector<int64_t> revisions;
+  for (auto& e : events) revisions.push_back(e.revision);
+  EXPECT_EQ(revisions, (std::vector<int64_t>{4, 5, 6}));
+}
+
+TEST(WatchCacheTest, InitialEventsThenBookmarkThenChanges) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({{"default/a", MakePod("a", 1)}, {"default/b", MakePod("b", 2)}}, 2);
+  auto w = cache.Watch(All(), 0, true, true, 100, [] {}, NoHistory());
+  ASSERT_TRUE(w.ok());
+  cache.Apply("default/c", false, MakePod("c", 3), 3);
+  auto events = (*w)->Take(100);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].type, WatchEventType::kAdded);
+  EXPECT_EQ(events[1].type, WatchEventType::kAdded);
+  EXPECT_EQ(events[2].type, WatchEventType::kBookmark);
+  EXPECT_TRUE(events[2].initial_events_end);
+  EXPECT_EQ(events[2].revision, 2);
+  EXPECT_EQ(events[3].revision, 3);
+}
+
+TEST(WatchCacheTest, OlderThanTheWindowReadsHistoryOnce) {
+  WatchCache cache(PodInfo(), 2);
+  cache.Load({}, 0);
+  for (int64_t r = 1; r <= 6; ++r) {
+    cache.Apply(absl::StrCat("default/p", r), false, MakePod(absl::StrCat("p", r), r), r);
+  }
+  int reads = 0;
+  HistoryReader history = [&](int64_t after, const std::function<void(CacheEvent)>& fn) {
+    ++reads;
+    // The store's log holds every revision; the cache must take only what it lacks.
+    for (int64_t r = after + 1; r <= 6; ++r) {
+      fn({WatchEventType::kAdded, r, MakePod(absl::StrCat("p", r), r), nullptr});
+    }
+    return absl::OkStatus();
+  };
+  auto w = cache.Watch(All(), 1, false, false, 100, [] {}, history);
+  ASSERT_TRUE(w.ok());
+  std::vector<int64_t> revisions;
+  for (auto& e : (*w)->Take(100)) revisions.push_back(e.revision);
+  EXPECT_EQ(revisions, (std::vector<int64_t>{2, 3, 4, 5, 6}));
+  EXPECT_EQ(reads, 1);
+}
+
+TEST(WatchCacheTest, HistoryErrorsPassThrough) {
+  WatchCache cache(PodInfo(), 1);
+  cache.Load({}, 10);
+  cache.Apply("default/a", false, MakePod("a", 11), 11);
+  cache.Apply("default/b", false, MakePod("b", 12), 12);
+  auto w = cache.Watch(All(), 3, false, false, 100, [] {},
+                       [](int64_t, const std::function<void(CacheEvent)>&) {
+                         return absl::OutOfRangeError("compacted");
+                       });
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(WatchCacheTest, SlowWatcherIsCutOffAndOthersContinue) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 0);
+  int slow_notified = 0;
+  auto slow = cache.Watch(All(), 0, false, false, 3, [&] { ++slow_notified; }, NoHistory());
+  auto fast = cache.Watch(All(), 0, false, false, 100, [] {}, NoHistory());
+  for (int64_t r = 1; r <= 5; ++r) {
+    cache.Apply(absl::StrCat("default/p", r), false, MakePod(absl::StrCat("p", r), r), r);
+  }
+  EXPECT_EQ((*slow)->status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(slow_notified, 1);
+  EXPECT_TRUE((*slow)->Take(10).empty());
+  EXPECT_EQ((*fast)->Take(10).size(), 5u);
+  EXPECT_EQ(cache.watcher_count(), 1u);
+}
+
+TEST(WatchCacheTest, NamespaceAndFieldSelection) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 0);
+  auto in_other = std::make_unique<Pod>();
+  in_other->mutable_metadata()->set_name("x");
+  in_other->mutable_metadata()->set_namespace_("other");
+  in_other->mutable_spec()->set_node_name("n1");
+  cache.Apply("other/x", false, std::make_shared<CachedObject>(std::move(in_other), 1), 1);
+  cache.Apply("default/a", false, MakePod("a", 2), 2);
+  Selection ns;
+  ns.namespace_ = "other";
+  EXPECT_EQ(Names(*cache.List(ns, 0, 0, "")), (std::vector<std::string>{"x"}));
+  Selection field;
+  field.fields = *api::FieldSelector::Parse("spec.nodeName=n1");
+  EXPECT_EQ(Names(*cache.List(field, 0, 0, "")), (std::vector<std::string>{"x"}));
+  field.fields = *api::FieldSelector::Parse("spec.nodeName!=n1,metadata.name=a");
+  EXPECT_EQ(Names(*cache.List(field, 0, 0, "")), (std::vector<std::string>{"a"}));
+}
+
+}  // namespace
+}  // namespace capstan::apiserver
