@@ -1,0 +1,153 @@
+// capstan-apiserver: the API server. Serves the generic Resource API over gRPC from an embedded
+// RocksDB store, and /metrics, /healthz, /readyz over HTTP.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/metrics/http_server.h"
+#include "lib/storage/rocksdb_store.h"
+#include "prometheus/counter.h"
+#include "services/apiserver/metrics.h"
+#include "services/apiserver/resource_service.h"
+#include "services/apiserver/resource_store.h"
+
+ABSL_FLAG(std::string, data_dir, "", "Directory of the RocksDB store (created if missing)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:6443", "gRPC address; port 0 picks a free one");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:6444",
+          "HTTP address of /metrics, /healthz and /readyz; port 0 picks a free one");
+ABSL_FLAG(std::string, address_file, "",
+          "When set, the bound addresses are written here once the server is ready "
+          "(lines: grpc=HOST:PORT, metrics=HOST:PORT)");
+ABSL_FLAG(int64_t, watch_window, 10000, "Recent events kept in memory per resource");
+ABSL_FLAG(int64_t, log_retention, 100000,
+          "Revisions kept in the revision log; a watch from an older one gets 410 Expired");
+ABSL_FLAG(absl::Duration, bookmark_interval, absl::Seconds(10),
+          "How often watchers that allow bookmarks get one");
+ABSL_FLAG(bool, unsafe_no_fsync, false,
+          "Acknowledge writes before they are synced to disk (benchmarks only: loses writes on "
+          "a crash)");
+
+namespace {
+
+std::string HostOf(const std::string& address) {
+  size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("capstan-apiserver --data-dir=DIR [--listen=HOST:PORT]");
+  absl::ParseCommandLine(argc, argv);
+  std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (data_dir.empty()) {
+    fprintf(stderr, "capstan-apiserver: --data-dir is required\n");
+    return 2;
+  }
+
+  // Signals are taken by a sigwait below, not by handlers, so shutdown runs on a normal thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  capstan::storage::RocksDbOptions store_options;
+  store_options.path = data_dir;
+  store_options.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
+  store_options.log_retention = absl::GetFlag(FLAGS_log_retention);
+  auto store = capstan::storage::RocksDbStore::Open(store_options);
+  if (!store.ok()) {
+    fprintf(stderr, "capstan-apiserver: opening the store in %s: %s\n", data_dir.c_str(),
+            std::string(store.status().message()).c_str());
+    return 1;
+  }
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  capstan::apiserver::ApiMetrics metrics(registry);
+  capstan::apiserver::ResourceStore::Options options;
+  options.watch_window = static_cast<size_t>(absl::GetFlag(FLAGS_watch_window));
+  capstan::apiserver::ResourceStore resources(store->get(), capstan::api::Scheme::BuiltIn(),
+                                              options);
+  if (absl::Status s = resources.Start(); !s.ok()) {
+    fprintf(stderr, "capstan-apiserver: starting: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+
+  std::atomic<bool> serving{false};
+  capstan::metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));
+  capstan::metrics::AddStandardHandlers(
+      &http, registry, [] { return absl::OkStatus(); },
+      [&] {
+        return serving.load() ? absl::OkStatus() : absl::UnavailableError("grpc not serving yet");
+      });
+  if (absl::Status s = http.Start(); !s.ok()) {
+    fprintf(stderr, "capstan-apiserver: metrics listener: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+
+  capstan::apiserver::ResourceService service(&resources, &metrics);
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.RegisterService(&service);
+  // Room for a too-large object to arrive and be refused with a clear error.
+  builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  builder.SetMaxSendMessageSize(-1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || grpc_port == 0) {
+    fprintf(stderr, "capstan-apiserver: cannot listen on %s\n", listen.c_str());
+    return 1;
+  }
+  serving = true;
+  std::string grpc_address = absl::StrCat(HostOf(listen), ":", grpc_port);
+  std::string metrics_address =
+      absl::StrCat(HostOf(absl::GetFlag(FLAGS_metrics_listen)), ":", http.port());
+  if (std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {
+    // Written to a temporary name and renamed, so a reader never sees half a file.
+    std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << "grpc=" << grpc_address << "\nmetrics=" << metrics_address << "\n";
+    rename(tmp.c_str(), path.c_str());
+  }
+  fprintf(stderr, "capstan-apiserver: serving gRPC on %s, metrics on %s, revision %lld\n",
+          grpc_address.c_str(), metrics_address.c_str(),
+          static_cast<long long>(resources.revision()));
+
+  // Housekeeping: object gauges every second, bookmarks at their interval.
+  absl::Notification stopping;
+  std::thread housekeeping([&] {
+    absl::Time next_bookmark = absl::Now() + absl::GetFlag(FLAGS_bookmark_interval);
+    while (!stopping.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      for (const auto& info : resources.scheme().resources()) {
+        metrics.Objects(info.QualifiedResource(), resources.cache(info).size());
+      }
+      if (absl::Now() >= next_bookmark) {
+        resources.Bookmark();
+        next_bookmark = absl::Now() + absl::GetFlag(FLAGS_bookmark_interval);
+      }
+    }
+  });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  fprintf(stderr, "capstan-apiserver: signal %d, shutting down\n", sig);
+  serving = false;
+  stopping.Notify();
+  housekeeping.join();
+  resources.CloseWatches(absl::UnavailableError("the apiserver is shutting down"));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  http.Stop();
+  return 0;
+}

@@ -1,0 +1,358 @@
+#include "services/apiserver/resource_service.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "lib/api/codec.h"
+#include "lib/api/errors.h"
+
+namespace capstan::apiserver {
+namespace {
+
+using google::protobuf::Message;
+
+// Requests larger than this are refused before decoding (objects are limited to 1.5 MiB; JSON
+// and the request's own fields need some room on top).
+constexpr size_t kMaxRequestObjectBytes = 3 * 1024 * 1024;
+constexpr size_t kMaxEventsPerWatchMessage = 512;
+
+// Times one request and records it when it goes out of scope.
+class RequestTimer {
+ public:
+  RequestTimer(ApiMetrics* metrics, const char* verb, const apiv1::ResourceRef& ref)
+      : metrics_(metrics), verb_(verb), ref_(ref), start_(std::chrono::steady_clock::now()) {}
+  ~RequestTimer() {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start_;
+    std::string resource = ref_.group().empty() ? ref_.resource()
+                                                : absl::StrCat(ref_.resource(), ".", ref_.group());
+    metrics_->Request(verb_, resource, code_, took.count());
+  }
+  grpc::Status Done(const absl::Status& status) {
+    code_ = status.ok() ? 200 : api::ToApiStatus(status).code();
+    return api::ToGrpcStatus(status);
+  }
+
+ private:
+  ApiMetrics* metrics_;
+  const char* verb_;
+  const apiv1::ResourceRef& ref_;
+  std::chrono::steady_clock::time_point start_;
+  int code_ = 200;
+};
+
+absl::StatusOr<const api::ResourceInfo*> Resolve(const ResourceStore& store,
+                                                 const apiv1::ResourceRef& ref) {
+  const api::ResourceInfo* info =
+      store.scheme().ByResource(ref.group(), ref.version(), ref.resource());
+  if (info == nullptr) return api::UnknownResource(ref.group(), ref.version(), ref.resource());
+  return info;
+}
+
+absl::StatusOr<std::unique_ptr<Message>> DecodeObject(const api::ResourceInfo& info,
+                                                      const std::string& bytes,
+                                                      apiv1::Encoding encoding) {
+  if (bytes.size() > kMaxRequestObjectBytes) {
+    return api::RequestEntityTooLarge(
+        absl::StrCat("Request entity too large: limit is ", kMaxRequestObjectBytes, " bytes"));
+  }
+  std::unique_ptr<Message> object = api::Scheme::BuiltIn().New(info);
+  if (encoding == apiv1::JSON) {
+    absl::Status s = api::ParseJson(bytes, object.get());
+    if (!s.ok()) return api::BadRequest(absl::StrCat("decoding ", info.kind, ": ", s.message()));
+  } else if (!object->ParseFromString(bytes)) {
+    return api::BadRequest(absl::StrCat("the body is not a valid protobuf encoding of ", info.kind));
+  }
+  std::string api_version = api::ApiVersionOf(*object);
+  std::string kind = api::KindOf(*object);
+  if ((!api_version.empty() && api_version != info.ApiVersion()) ||
+      (!kind.empty() && kind != info.kind)) {
+    return api::BadRequest(absl::StrCat("the object's apiVersion/kind (", api_version, ", ", kind,
+                                        ") does not match the resource ", info.QualifiedResource(),
+                                        " (", info.ApiVersion(), ", ", info.kind, ")"));
+  }
+  return object;
+}
+
+const std::string& Encode(const CachedObject& object, apiv1::Encoding encoding) {
+  return encoding == apiv1::JSON ? object.json() : object.proto();
+}
+
+// Streams one watch: the cache pushes into the Watcher; this reactor writes whatever is queued
+// as one WatchResponse, one write in flight at a time.
+class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
+ public:
+  WatchReactor(ResourceStore* store, ApiMetrics* metrics, const apiv1::WatchRequest& request)
+      : store_(store), metrics_(metrics), encoding_(request.encoding()) {
+    absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store, request.resource());
+    if (!info.ok()) {
+      FinishEarly(info.status());
+      return;
+    }
+    info_ = *info;
+    WatchOptions options;
+    options.label_selector = request.label_selector();
+    options.field_selector = request.field_selector();
+    options.resource_version = request.resource_version();
+    options.send_initial_events = request.send_initial_events();
+    options.allow_bookmarks = request.allow_bookmarks();
+    absl::StatusOr<std::shared_ptr<Watcher>> watcher =
+        store->Watch(*info_, request.resource().namespace_(), options, [this] { Pump(); });
+    if (!watcher.ok()) {
+      FinishEarly(watcher.status());
+      return;
+    }
+    metrics_->WatchOpened(info_->QualifiedResource());
+    {
+      absl::MutexLock lock(&mu_);
+      watcher_ = *watcher;
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) cancelled_ = true;
+    }
+    Pump();
+  }
+
+  // Every RPC must be finished, even a cancelled one, but not while a write is in flight: Pump
+  // finishes it now or after the write completes.
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    std::shared_ptr<Watcher> watcher;
+    {
+      absl::MutexLock lock(&mu_);
+      watcher = watcher_;
+    }
+    if (watcher != nullptr) {
+      store_->StopWatch(*info_, watcher);
+      metrics_->WatchClosed(info_->QualifiedResource());
+    }
+    delete this;
+  }
+
+ private:
+  // Starts the next write if none is in flight and events are queued; finishes the stream when
+  // the watcher was closed (too slow, or the server is stopping).
+  void Pump() {
+    absl::MutexLock lock(&mu_);
+    if (writing_ || finished_) return;
+    if (cancelled_) {
+      finished_ = true;
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    if (watcher_ == nullptr) return;
+    std::vector<CacheEvent> events = watcher_->Take(kMaxEventsPerWatchMessage);
+    if (events.empty()) {
+      absl::Status status = watcher_->status();
+      if (!status.ok()) {
+        finished_ = true;
+        Finish(api::ToGrpcStatus(status));
+      }
+      return;
+    }
+    response_.Clear();
+    response_.set_encoding(encoding_);
+    for (const CacheEvent& e : events) {
+      auto* out = response_.add_events();
+      out->set_type(WatchEventTypeName(e.type));
+      if (e.type == WatchEventType::kBookmark) {
+        out->set_object(BookmarkObject(e));
+      } else {
+        out->set_object(Encode(*e.object, encoding_));
+      }
+    }
+    metrics_->WatchEventsSent(info_->QualifiedResource(), events.size());
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  void FinishEarly(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+    Finish(api::ToGrpcStatus(status));
+  }
+
+  // A bookmark is an object of the watched kind carrying only its resourceVersion.
+  std::string BookmarkObject(const CacheEvent& e) const {
+    std::unique_ptr<Message> object = store_->scheme().New(*info_);
+    api::SetTypeMeta(*info_, object.get());
+    auto* meta = api::MutableMeta(object.get());
+    meta->set_resource_version(absl::StrCat(e.revision));
+    if (e.initial_events_end) (*meta->mutable_annotations())["k8s.io/initial-events-end"] = "true";
+    return encoding_ == apiv1::JSON ? api::PrintJson(*object) : object->SerializeAsString();
+  }
+
+  ResourceStore* const store_;
+  ApiMetrics* const metrics_;
+  const apiv1::Encoding encoding_;
+  const api::ResourceInfo* info_ = nullptr;
+
+  absl::Mutex mu_;
+  std::shared_ptr<Watcher> watcher_ ABSL_GUARDED_BY(mu_);
+  apiv1::WatchResponse response_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::Status ResourceService::Create(grpc::ServerContext*, const apiv1::CreateRequest* request,
+                                     apiv1::ObjectResponse* response) {
+  RequestTimer timer(metrics_, "create", request->resource());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+  if (!info.ok()) return timer.Done(info.status());
+  absl::StatusOr<std::unique_ptr<Message>> object =
+      DecodeObject(**info, request->object(), request->encoding());
+  if (!object.ok()) return timer.Done(object.status());
+  absl::StatusOr<ObjectPtr> created = store_->Create(**info, request->resource().namespace_(),
+                                                     std::move(*object), request->dry_run());
+  if (!created.ok()) return timer.Done(created.status());
+  response->set_object(Encode(**created, request->encoding()));
+  response->set_encoding(request->encoding());
+  return timer.Done(absl::OkStatus());
+}
+
+grpc::Status ResourceService::Get(grpc::ServerContext*, const apiv1::GetRequest* request,
+                                  apiv1::ObjectResponse* response) {
+  RequestTimer timer(metrics_, "get", request->resource());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+  if (!info.ok()) return timer.Done(info.status());
+  absl::StatusOr<ObjectPtr> object =
+      store_->Get(**info, request->resource().namespace_(), request->name());
+  if (!object.ok()) return timer.Done(object.status());
+  response->set_object(Encode(**object, request->encoding()));
+  response->set_encoding(request->encoding());
+  return timer.Done(absl::OkStatus());
+}
+
+grpc::Status ResourceService::List(grpc::ServerContext*, const apiv1::ListRequest* request,
+                                   apiv1::ListResponse* response) {
+  RequestTimer timer(metrics_, "list", request->resource());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+  if (!info.ok()) return timer.Done(info.status());
+  ListOptions options;
+  options.label_selector = request->label_selector();
+  options.field_selector = request->field_selector();
+  options.limit = request->limit();
+  options.continue_token = request->continue_();
+  options.resource_version = request->resource_version();
+  absl::StatusOr<ListResult> result =
+      store_->List(**info, request->resource().namespace_(), options);
+  if (!result.ok()) return timer.Done(result.status());
+  response->mutable_items()->Reserve(static_cast<int>(result->items.size()));
+  for (const ObjectPtr& item : result->items) {
+    response->add_items(Encode(*item, request->encoding()));
+  }
+  response->set_resource_version(absl::StrCat(result->revision));
+  response->set_continue_(result->continue_token);
+  if (result->remaining) response->set_remaining_item_count(*result->remaining);
+  response->set_encoding(request->encoding());
+  return timer.Done(absl::OkStatus());
+}
+
+grpc::Status ResourceService::DoUpdate(const apiv1::UpdateRequest* request,
+                                       apiv1::ObjectResponse* response, bool status) {
+  RequestTimer timer(metrics_, status ? "update_status" : "update", request->resource());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+  if (!info.ok()) return timer.Done(info.status());
+  absl::StatusOr<std::unique_ptr<Message>> object =
+      DecodeObject(**info, request->object(), request->encoding());
+  if (!object.ok()) return timer.Done(object.status());
+  absl::StatusOr<ObjectPtr> updated = store_->Update(
+      **info, request->resource().namespace_(), std::move(*object), status, request->dry_run());
+  if (!updated.ok()) return timer.Done(updated.status());
+  response->set_object(Encode(**updated, request->encoding()));
+  response->set_encoding(request->encoding());
+  return timer.Done(absl::OkStatus());
+}
+
+grpc::Status ResourceService::Update(grpc::ServerContext*, const apiv1::UpdateRequest* request,
+                                     apiv1::ObjectResponse* response) {
+  return DoUpdate(request, response, false);
+}
+
+grpc::Status ResourceService::UpdateStatus(grpc::ServerContext*,
+                                           const apiv1::UpdateRequest* request,
+                                           apiv1::ObjectResponse* response) {
+  return DoUpdate(request, response, true);
+}
+
+grpc::Status ResourceService::Patch(grpc::ServerContext*, const apiv1::PatchRequest* request,
+                                    apiv1::ObjectResponse* response) {
+  RequestTimer timer(metrics_, "patch", request->resource());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+  if (!info.ok()) return timer.Done(info.status());
+  if (request->patch().size() > kMaxRequestObjectBytes) {
+    return timer.Done(api::RequestEntityTooLarge("Request entity too large"));
+  }
+  absl::StatusOr<ObjectPtr> patched = store_->Patch(
+      **info, request->resource().namespace_(), request->name(),
+      request->type() == apiv1::JSON_PATCH ? PatchType::kJson : PatchType::kMerge,
+      request->patch(), request->status(), request->dry_run());
+  if (!patched.ok()) return timer.Done(patched.status());
+  response->set_object(Encode(**patched, request->encoding()));
+  response->set_encoding(request->encoding());
+  return timer.Done(absl::OkStatus());
+}
+
+grpc::Status ResourceService::Delete(grpc::ServerContext*, const apiv1::DeleteRequest* request,
+                                     apiv1::ObjectResponse* response) {
+  RequestTimer timer(metrics_, "delete", request->resource());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+  if (!info.ok()) return timer.Done(info.status());
+  DeleteOptions options;
+  options.precondition_uid = request->preconditions().uid();
+  options.precondition_resource_version = request->preconditions().resource_version();
+  if (request->has_grace_period_seconds()) {
+    options.grace_period_seconds = request->grace_period_seconds();
+  }
+  options.propagation_policy = request->propagation_policy();
+  options.dry_run = request->dry_run();
+  absl::StatusOr<ObjectPtr> deleted =
+      store_->Delete(**info, request->resource().namespace_(), request->name(), options);
+  if (!deleted.ok()) return timer.Done(deleted.status());
+  response->set_object(Encode(**deleted, request->encoding()));
+  response->set_encoding(request->encoding());
+  return timer.Done(absl::OkStatus());
+}
+
+grpc::Status ResourceService::Discover(grpc::ServerContext*, const apiv1::DiscoveryRequest*,
+                                       apiv1::DiscoveryResponse* response) {
+  for (const api::ResourceInfo& info : store_->scheme().resources()) {
+    auto* r = response->add_resources();
+    r->set_name(info.resource);
+    r->set_singular_name(info.singular);
+    r->set_namespaced(info.namespaced);
+    r->set_group(info.group);
+    r->set_version(info.version);
+    r->set_kind(info.kind);
+    for (const char* verb :
+         {"create", "delete", "get", "list", "patch", "update", "watch"}) {
+      r->add_verbs(verb);
+    }
+    for (const std::string& s : info.short_names) r->add_short_names(s);
+    for (const std::string& s : info.subresources) r->add_subresources(s);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::ServerWriteReactor<apiv1::WatchResponse>* ResourceService::Watch(
+    grpc::CallbackServerContext*, const apiv1::WatchRequest* request) {
+  return new WatchReactor(store_, metrics_, *request);
+}
+
+}  // namespace capstan::apiserver

@@ -1,0 +1,51 @@
+// The gRPC edge of the apiserver: decodes requests, calls the ResourceStore, encodes answers,
+// turns errors into gRPC statuses that carry a Kubernetes Status, and records metrics.
+#ifndef CAPSTAN_SERVICES_APISERVER_RESOURCE_SERVICE_H_
+#define CAPSTAN_SERVICES_APISERVER_RESOURCE_SERVICE_H_
+
+#include "proto/resource.grpc.pb.h"
+#include "services/apiserver/metrics.h"
+#include "services/apiserver/resource_store.h"
+
+namespace capstan::apiserver {
+
+namespace apiv1 = capstan::api::v1;
+
+// Unary verbs are synchronous handlers (a create waits for its group commit's fsync); Watch is a
+// callback reactor, so open watches cost no thread.
+class ResourceService final
+    : public apiv1::Resources::WithCallbackMethod_Watch<apiv1::Resources::Service> {
+ public:
+  // store and metrics must outlive the service.
+  ResourceService(ResourceStore* store, ApiMetrics* metrics) : store_(store), metrics_(metrics) {}
+
+  grpc::Status Create(grpc::ServerContext* context, const apiv1::CreateRequest* request,
+                      apiv1::ObjectResponse* response) override;
+  grpc::Status Get(grpc::ServerContext* context, const apiv1::GetRequest* request,
+                   apiv1::ObjectResponse* response) override;
+  grpc::Status List(grpc::ServerContext* context, const apiv1::ListRequest* request,
+                    apiv1::ListResponse* response) override;
+  grpc::Status Update(grpc::ServerContext* context, const apiv1::UpdateRequest* request,
+                      apiv1::ObjectResponse* response) override;
+  grpc::Status UpdateStatus(grpc::ServerContext* context, const apiv1::UpdateRequest* request,
+                            apiv1::ObjectResponse* response) override;
+  grpc::Status Patch(grpc::ServerContext* context, const apiv1::PatchRequest* request,
+                     apiv1::ObjectResponse* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const apiv1::DeleteRequest* request,
+                      apiv1::ObjectResponse* response) override;
+  grpc::Status Discover(grpc::ServerContext* context, const apiv1::DiscoveryRequest* request,
+                        apiv1::DiscoveryResponse* response) override;
+  grpc::ServerWriteReactor<apiv1::WatchResponse>* Watch(grpc::CallbackServerContext* context,
+                                                        const apiv1::WatchRequest* request) override;
+
+ private:
+  grpc::Status DoUpdate(const apiv1::UpdateRequest* request, apiv1::ObjectResponse* response,
+                        bool status);
+
+  ResourceStore* const store_;
+  ApiMetrics* const metrics_;
+};
+
+}  // namespace capstan::apiserver
+
+#endif  // CAPSTAN_SERVICES_APISERVER_RESOURCE_SERVICE_H_

@@ -1,0 +1,731 @@
+#include "services/apiserver/resource_store.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "lib/api/codec.h"
+#include "lib/api/errors.h"
+#include "lib/api/validation.h"
+#include "nlohmann/json.hpp"
+#include "proto/apps_v1.pb.h"
+#include "proto/core_v1.pb.h"
+#include "services/apiserver/registry/defaults.h"
+#include "services/apiserver/registry/validation.h"
+
+namespace capstan::apiserver {
+namespace {
+
+using google::protobuf::Message;
+using capstan::meta::v1::ObjectMeta;
+
+constexpr int kUpdateRetries = 16;
+constexpr int kGenerateNameRetries = 8;
+const char* const kSystemNamespaces[] = {"default", "kube-system", "kube-public", "kube-node-lease"};
+
+std::string CacheKey(const std::string& ns, const std::string& name) {
+  return absl::StrCat(ns, "/", name);
+}
+
+std::string StorageKey(const api::ResourceInfo& info, const std::string& ns,
+                       const std::string& name) {
+  return absl::StrCat(info.QualifiedResource(), "/", ns, "/", name);
+}
+
+api::ObjectRef Ref(const api::ResourceInfo& info, const std::string& name) {
+  return {info.group, info.resource, info.kind, name};
+}
+
+// Deterministic so that equal objects have equal bytes (no-op updates are detected by bytes).
+std::string Serialize(const Message& message) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.ByteSizeLong();  // caches the sizes SerializeWithCachedSizes needs
+  message.SerializeWithCachedSizes(&coded);
+  return out;
+}
+
+// Everything but type meta, metadata and status: what a generation bump is about.
+std::string DesiredState(const Message& object) {
+  std::unique_ptr<Message> copy(object.New());
+  copy->CopyFrom(object);
+  const auto* d = copy->GetDescriptor();
+  const auto* r = copy->GetReflection();
+  for (int number : {1, 2, 3}) r->ClearField(copy.get(), d->FindFieldByNumber(number));
+  if (const auto* status = d->FindFieldByName("status")) r->ClearField(copy.get(), status);
+  return Serialize(*copy);
+}
+
+const google::protobuf::FieldDescriptor* StatusField(const Message& object) {
+  return object.GetDescriptor()->FindFieldByName("status");
+}
+
+capstan::meta::v1::Time Now() {
+  capstan::meta::v1::Time t;
+  t.set_seconds(absl::ToUnixSeconds(absl::Now()));
+  return t;
+}
+
+std::string NewUid() {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen();
+  uint64_t hi, lo;
+  {
+    absl::MutexLock lock(&mu);
+    hi = absl::Uniform<uint64_t>(*gen);
+    lo = absl::Uniform<uint64_t>(*gen);
+  }
+  hi = (hi & ~0xF000ULL) | 0x4000ULL;                    // version 4
+  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF,
+                         lo >> 48, lo & 0xFFFFFFFFFFFFULL);
+}
+
+// Kubernetes' generateName suffix: 5 characters without vowels or look-alikes.
+std::string RandomSuffix() {
+  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  thread_local absl::BitGen gen;
+  std::string s(5, ' ');
+  for (char& c : s) c = kAlphabet[absl::Uniform<size_t>(gen, 0, sizeof(kAlphabet) - 1)];
+  return s;
+}
+
+bool HasFinalizer(const ObjectMeta& meta, const std::string& name) {
+  for (const auto& f : meta.finalizers()) {
+    if (f == name) return true;
+  }
+  return false;
+}
+
+std::string PodQosClass(const capstan::core::v1::PodSpec& spec) {
+  bool any = false, guaranteed = true;
+  for (const auto& c : spec.containers()) {
+    const auto& req = c.resources().requests();
+    const auto& lim = c.resources().limits();
+    if (!req.empty() || !lim.empty()) any = true;
+    for (const char* r : {"cpu", "memory"}) {
+      auto l = lim.find(r);
+      auto q = req.find(r);
+      if (l == lim.end() || (q != req.end() && q->second.string() != l->second.string())) {
+        guaranteed = false;
+      }
+    }
+  }
+  if (!any) return "BestEffort";
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
+// Server-owned state on create, per kind (Kubernetes' PrepareForCreate).
+void PrepareForCreate(Message* object) {
+  if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(object)) {
+    pod->clear_status();
+    pod->mutable_status()->set_phase("Pending");
+    pod->mutable_status()->set_qos_class(PodQosClass(pod->spec()));
+  } else if (auto* d = dynamic_cast<capstan::apps::v1::Deployment*>(object)) {
+    d->clear_status();
+  } else if (auto* rs = dynamic_cast<capstan::apps::v1::ReplicaSet*>(object)) {
+    rs->clear_status();
+  } else if (auto* ns = dynamic_cast<capstan::core::v1::Namespace*>(object)) {
+    ns->clear_status();
+    ns->mutable_status()->set_phase("Active");
+    // The namespace controller removes this once the namespace's contents are deleted.
+    ns->mutable_spec()->clear_finalizers();
+    ns->mutable_spec()->add_finalizers("kubernetes");
+  }
+}
+
+bool IsTerminating(const Message& ns_object) {
+  const auto& ns = static_cast<const capstan::core::v1::Namespace&>(ns_object);
+  return ns.metadata().has_deletion_timestamp() || ns.status().phase() == "Terminating";
+}
+
+// Whether an object whose deletion has begun may now be removed from storage.
+bool ReadyToRemove(const Message& object) {
+  const ObjectMeta& meta = api::Meta(object);
+  if (!meta.has_deletion_timestamp() || meta.finalizers_size() > 0) return false;
+  if (auto* ns = dynamic_cast<const capstan::core::v1::Namespace*>(&object)) {
+    return ns->spec().finalizers_size() == 0;
+  }
+  // A pod with a grace period left is removed by its node agent (delete with grace 0).
+  return !meta.has_deletion_grace_period_seconds() || meta.deletion_grace_period_seconds() == 0;
+}
+
+}  // namespace
+
+ResourceStore::ResourceStore(storage::Store* store, const api::Scheme& scheme, Options options)
+    : store_(store), scheme_(scheme), options_(options) {
+  for (const api::ResourceInfo& info : scheme_.resources()) {
+    resources_.emplace(info.QualifiedResource(),
+                       Resource{&info, std::make_unique<WatchCache>(info, options_.watch_window)});
+  }
+}
+
+ResourceStore::~ResourceStore() = default;
+
+WatchCache& ResourceStore::cache(const api::ResourceInfo& info) {
+  return *resources_.at(info.QualifiedResource()).cache;
+}
+
+absl::StatusOr<std::unique_ptr<Message>> ResourceStore::Decode(const api::ResourceInfo& info,
+                                                               const std::string& bytes,
+                                                               int64_t revision) const {
+  std::unique_ptr<Message> object = scheme_.New(info);
+  if (!object->ParseFromString(bytes)) {
+    return api::InternalError(absl::StrCat("stored ", info.kind, " does not decode"));
+  }
+  api::MutableMeta(object.get())->set_resource_version(absl::StrCat(revision));
+  return object;
+}
+
+absl::Status ResourceStore::Start() {
+  int64_t revision = store_->CurrentRevision();
+  for (auto& [prefix, resource] : resources_) {
+    std::vector<std::pair<std::string, ObjectPtr>> objects;
+    absl::Status decode_error;
+    absl::StatusOr<int64_t> scanned =
+        store_->Scan(prefix + "/", [&](const storage::KeyValue& kv) {
+          auto object = Decode(*resource.info, kv.value, kv.mod_revision);
+          if (!object.ok()) {
+            decode_error = object.status();
+            return;
+          }
+          objects.emplace_back(kv.key.substr(prefix.size() + 1),
+                               std::make_shared<CachedObject>(std::move(*object), kv.mod_revision));
+        });
+    if (!scanned.ok()) return scanned.status();
+    if (!decode_error.ok()) return decode_error;
+    resource.cache->Load(std::move(objects), revision);
+  }
+  applied_revision_ = revision;
+  store_->SetObserver([this](const storage::Event& event) { OnCommit(event); });
+
+  const api::ResourceInfo& ns_info = *scheme_.ByKind("v1", "Namespace");
+  for (const char* name : kSystemNamespaces) {
+    if (cache(ns_info).Get(CacheKey("", name)) != nullptr) continue;
+    auto ns = std::make_unique<capstan::core::v1::Namespace>();
+    ns->mutable_metadata()->set_name(name);
+    absl::StatusOr<ObjectPtr> created = Create(ns_info, "", std::move(ns), false);
+    if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
+      return created.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ResourceStore::OnCommit(const storage::Event& event) {
+  size_t slash = event.key.find('/');
+  auto it = resources_.find(absl::string_view(event.key).substr(0, slash));
+  if (it != resources_.end()) {
+    // A stored object that does not decode would be a bug in this server; skipping it keeps the
+    // other resources serving.
+    auto object = Decode(*it->second.info, event.value, event.revision);
+    if (object.ok()) {
+      it->second.cache->Apply(event.key.substr(slash + 1), event.type == storage::EventType::kDelete,
+                              std::make_shared<CachedObject>(std::move(*object), event.revision),
+                              event.revision);
+    }
+  }
+  applied_revision_.store(event.revision);
+}
+
+absl::Status ResourceStore::CheckNamespace(const std::string& ns) {
+  const api::ResourceInfo& ns_info = *scheme_.ByKind("v1", "Namespace");
+  ObjectPtr object = cache(ns_info).Get(CacheKey("", ns));
+  if (object == nullptr) return api::NotFound({"", "namespaces", "Namespace", ns});
+  if (IsTerminating(object->object())) {
+    return api::Forbidden(
+        {"", "namespaces", "Namespace", ns},
+        absl::StrCat("unable to create new content in namespace ", ns,
+                     " because it is being terminated"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ResourceStore::ValidateObject(const api::ResourceInfo& info, const Message& object,
+                                           const Message* old) {
+  api::FieldErrors errors = registry::Validate(object, info.namespaced);
+  if (old != nullptr) {
+    api::FieldErrors more = registry::ValidateUpdate(object, *old);
+    errors.insert(errors.end(), more.begin(), more.end());
+  }
+  if (errors.empty()) return absl::OkStatus();
+  std::vector<api::Cause> causes;
+  causes.reserve(errors.size());
+  for (const api::FieldError& e : errors) {
+    causes.push_back({e.type, e.field, api::FormatFieldError(e)});
+  }
+  return api::Invalid(Ref(info, api::Meta(object).name()), causes);
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
+                                               const std::string& key, Message* object,
+                                               int64_t expected_revision, bool dry_run) {
+  ObjectMeta* meta = api::MutableMeta(object);
+  meta->clear_resource_version();
+  std::string bytes = Serialize(*object);
+  if (bytes.size() > options_.max_object_bytes) {
+    return api::RequestEntityTooLarge(absl::StrCat("Request entity too large: ", info.kind, " \"",
+                                                   meta->name(), "\" is ", bytes.size(),
+                                                   " bytes; the limit is ",
+                                                   options_.max_object_bytes));
+  }
+  if (dry_run) {
+    int64_t revision = expected_revision > 0 ? expected_revision : 0;
+    meta->set_resource_version(revision ? absl::StrCat(revision) : "");
+    std::unique_ptr<Message> copy(object->New());
+    copy->CopyFrom(*object);
+    return std::make_shared<const CachedObject>(std::move(copy), revision);
+  }
+  absl::StatusOr<int64_t> revision =
+      store_->Commit({StorageKey(info, meta->namespace_(), meta->name()), bytes, expected_revision});
+  if (!revision.ok()) {
+    switch (revision.status().code()) {
+      case absl::StatusCode::kAlreadyExists: return api::AlreadyExists(Ref(info, meta->name()));
+      case absl::StatusCode::kNotFound: return api::NotFound(Ref(info, meta->name()));
+      case absl::StatusCode::kAborted:
+        return api::Conflict(Ref(info, meta->name()),
+                             "the object has been modified; please apply your changes to the "
+                             "latest version and try again");
+      default: return api::ServiceUnavailable(revision.status().message());
+    }
+  }
+  // The observer applied the write before Commit returned; take the cache's copy unless a later
+  // write already replaced it.
+  ObjectPtr cached = cache(info).Get(key);
+  if (cached != nullptr && cached->mod_revision() == *revision) return cached;
+  meta->set_resource_version(absl::StrCat(*revision));
+  std::unique_ptr<Message> copy(object->New());
+  copy->CopyFrom(*object);
+  return std::make_shared<const CachedObject>(std::move(copy), *revision);
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
+                                                const std::string& ns,
+                                                std::unique_ptr<Message> object, bool dry_run) {
+  ObjectMeta* meta = api::MutableMeta(object.get());
+  if (info.namespaced) {
+    if (meta->namespace_().empty()) meta->set_namespace_(ns);
+    if (meta->namespace_() != ns) {
+      return api::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the request");
+    }
+  } else {
+    meta->clear_namespace_();
+  }
+  api::SetTypeMeta(info, object.get());
+  meta->set_uid(NewUid());
+  *meta->mutable_creation_timestamp() = Now();
+  meta->set_generation(1);
+  meta->clear_resource_version();
+  meta->clear_deletion_timestamp();
+  meta->clear_deletion_grace_period_seconds();
+  meta->clear_self_link();
+  PrepareForCreate(object.get());
+  registry::SetDefaults(object.get());
+
+  bool generated = meta->name().empty() && !meta->generate_name().empty();
+  if (generated) meta->set_name(meta->generate_name() + RandomSuffix());
+  absl::Status invalid = ValidateObject(info, *object, nullptr);
+  if (!invalid.ok()) return invalid;
+  if (info.namespaced) {
+    absl::Status s = CheckNamespace(meta->namespace_());
+    if (!s.ok()) return s;
+  }
+  for (int attempt = 0;; ++attempt) {
+    std::string key = CacheKey(meta->namespace_(), meta->name());
+    absl::StatusOr<ObjectPtr> written =
+        Write(info, key, object.get(), storage::kMustNotExist, dry_run);
+    if (written.ok() || !generated || attempt >= kGenerateNameRetries ||
+        written.status().code() != absl::StatusCode::kAlreadyExists) {
+      return written;
+    }
+    meta->set_name(meta->generate_name() + RandomSuffix());
+  }
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::Get(const api::ResourceInfo& info, const std::string& ns,
+                                             const std::string& name) {
+  ObjectPtr object = cache(info).Get(CacheKey(info.namespaced ? ns : "", name));
+  if (object == nullptr) return api::NotFound(Ref(info, name));
+  return object;
+}
+
+namespace {
+
+absl::StatusOr<Selection> MakeSelection(const api::ResourceInfo& info, const std::string& ns,
+                                        const std::string& labels, const std::string& fields) {
+  Selection selection;
+  selection.namespace_ = info.namespaced ? ns : "";
+  absl::StatusOr<api::LabelSelector> l = api::LabelSelector::Parse(labels);
+  if (!l.ok()) return api::BadRequest(absl::StrCat("unable to parse labelSelector: ", l.status().message()));
+  selection.labels = std::move(*l);
+  absl::StatusOr<api::FieldSelector> f = api::FieldSelector::Parse(fields);
+  if (!f.ok()) return api::BadRequest(absl::StrCat("unable to parse fieldSelector: ", f.status().message()));
+  absl::Status supported = f->Validate([&](std::string_view field) {
+    if (field == "metadata.name" || field == "metadata.namespace") return true;
+    for (const std::string& s : info.selectable_fields) {
+      if (s == field) return true;
+    }
+    return false;
+  });
+  if (!supported.ok()) return api::BadRequest(supported.message());
+  selection.fields = std::move(*f);
+  return selection;
+}
+
+absl::StatusOr<int64_t> ParseResourceVersion(const std::string& rv) {
+  if (rv.empty()) return 0;
+  int64_t value;
+  if (!absl::SimpleAtoi(rv, &value) || value < 0) {
+    return api::BadRequest(absl::StrCat("invalid resource version \"", rv, "\""));
+  }
+  return value;
+}
+
+}  // namespace
+
+absl::StatusOr<ListResult> ResourceStore::List(const api::ResourceInfo& info, const std::string& ns,
+                                               const ListOptions& options) {
+  absl::StatusOr<Selection> selection =
+      MakeSelection(info, ns, options.label_selector, options.field_selector);
+  if (!selection.ok()) return selection.status();
+  absl::StatusOr<int64_t> at = ParseResourceVersion(options.resource_version);
+  if (!at.ok()) return at.status();
+  WatchCache& c = cache(info);
+  if (*at > c.revision() && *at > revision()) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "Too large resource version: ", *at, ", current: ", revision()));
+  }
+  absl::StatusOr<ListResult> result = c.List(*selection, *at, options.limit, options.continue_token);
+  if (result.ok() && options.resource_version.empty() && options.continue_token.empty()) {
+    // A most-recent list reports the newest revision of the whole store, as etcd's header does.
+    result->revision = std::max(result->revision, revision());
+  }
+  return result;
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
+    const api::ResourceInfo& info, const std::string& ns, const std::string& name,
+    const std::function<absl::StatusOr<std::unique_ptr<Message>>(const CachedObject& current)>&
+        mutate,
+    bool status, bool dry_run) {
+  if (status && !info.HasStatus()) return api::MethodNotSupported(Ref(info, name), "status update");
+  std::string key = CacheKey(info.namespaced ? ns : "", name);
+  for (int attempt = 0;; ++attempt) {
+    ObjectPtr current = cache(info).Get(key);
+    if (current == nullptr) return api::NotFound(Ref(info, name));
+    absl::StatusOr<std::unique_ptr<Message>> changed = mutate(*current);
+    if (!changed.ok()) return changed.status();
+    std::unique_ptr<Message> next = std::move(*changed);
+    const Message& old = current->object();
+    const ObjectMeta& old_meta = api::Meta(old);
+    ObjectMeta* meta = api::MutableMeta(next.get());
+
+    // A client that names a resourceVersion gets Conflict when it is stale; one that does not gets
+    // an unconditional update (retried here on races), as Kubernetes allows for built-in kinds.
+    bool conditional = !meta->resource_version().empty();
+    if (conditional && meta->resource_version() != old_meta.resource_version()) {
+      return api::Conflict(Ref(info, name),
+                           "the object has been modified; please apply your changes to the latest "
+                           "version and try again");
+    }
+    if (!meta->name().empty() && meta->name() != name) {
+      return api::BadRequest("the name of the object does not match the name on the URL");
+    }
+    if (info.namespaced && !meta->namespace_().empty() && meta->namespace_() != ns) {
+      return api::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the request");
+    }
+
+    if (status) {
+      // The status subresource changes status only: everything else comes from the stored object.
+      std::unique_ptr<Message> merged(old.New());
+      merged->CopyFrom(old);
+      const auto* field = StatusField(old);
+      merged->GetReflection()->ClearField(merged.get(), field);
+      if (next->GetReflection()->HasField(*next, field)) {
+        merged->GetReflection()->MutableMessage(merged.get(), field)->CopyFrom(
+            next->GetReflection()->GetMessage(*next, field));
+      }
+      next = std::move(merged);
+      meta = api::MutableMeta(next.get());
+    } else {
+      // Server-owned metadata is kept; status changes only through the status subresource.
+      meta->set_name(name);
+      meta->set_namespace_(old_meta.namespace_());
+      meta->set_uid(old_meta.uid());
+      *meta->mutable_creation_timestamp() = old_meta.creation_timestamp();
+      if (old_meta.has_deletion_timestamp()) {
+        *meta->mutable_deletion_timestamp() = old_meta.deletion_timestamp();
+      } else {
+        meta->clear_deletion_timestamp();
+      }
+      if (old_meta.has_deletion_grace_period_seconds()) {
+        meta->set_deletion_grace_period_seconds(old_meta.deletion_grace_period_seconds());
+      } else {
+        meta->clear_deletion_grace_period_seconds();
+      }
+      meta->set_generation(old_meta.generation());
+      if (info.HasStatus()) {
+        const auto* field = StatusField(old);
+        next->GetReflection()->ClearField(next.get(), field);
+        if (old.GetReflection()->HasField(old, field)) {
+          next->GetReflection()->MutableMessage(next.get(), field)->CopyFrom(
+              old.GetReflection()->GetMessage(old, field));
+        }
+      }
+      api::SetTypeMeta(info, next.get());
+      registry::SetDefaults(next.get());
+      if (DesiredState(*next) != DesiredState(old)) meta->set_generation(old_meta.generation() + 1);
+      if (old_meta.has_deletion_timestamp()) {
+        for (const auto& f : meta->finalizers()) {
+          if (!HasFinalizer(old_meta, f)) {
+            return api::Forbidden(Ref(info, name),
+                                  "no new finalizers can be added if the object is being deleted");
+          }
+        }
+      }
+    }
+    meta->set_resource_version(old_meta.resource_version());
+    absl::Status invalid = ValidateObject(info, *next, &old);
+    if (!invalid.ok()) return invalid;
+
+    absl::StatusOr<ObjectPtr> written;
+    if (ReadyToRemove(*next)) {
+      // The last finalizer is gone: the deletion that was waiting for it completes now.
+      if (dry_run) return current;
+      absl::StatusOr<int64_t> rev =
+          store_->Commit({StorageKey(info, meta->namespace_(), name), std::nullopt,
+                          current->mod_revision()});
+      if (rev.ok()) {
+        meta->set_resource_version(absl::StrCat(*rev));
+        return std::make_shared<const CachedObject>(std::move(next), *rev);
+      }
+      written = api::Conflict(Ref(info, name), "the object has been modified");
+      if (rev.status().code() == absl::StatusCode::kNotFound) return api::NotFound(Ref(info, name));
+    } else {
+      if (Serialize(old) == Serialize(*next)) {
+        return current;  // a no-op update writes nothing and keeps the resourceVersion
+      }
+      written = Write(info, key, next.get(), current->mod_revision(), dry_run);
+    }
+    if (written.ok() || written.status().code() != absl::StatusCode::kAborted || conditional ||
+        attempt >= kUpdateRetries) {
+      return written;
+    }
+  }
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::Update(const api::ResourceInfo& info,
+                                                const std::string& ns,
+                                                std::unique_ptr<Message> object, bool status,
+                                                bool dry_run) {
+  std::string name = api::Meta(*object).name();
+  if (name.empty()) {
+    return api::Invalid(Ref(info, name), {{"FieldValueRequired", "metadata.name",
+                                           "metadata.name: Required value: name is required"}});
+  }
+  std::shared_ptr<Message> given(std::move(object));
+  return UpdateWith(
+      info, ns, name,
+      [&](const CachedObject&) -> absl::StatusOr<std::unique_ptr<Message>> {
+        std::unique_ptr<Message> copy(given->New());
+        copy->CopyFrom(*given);
+        return copy;
+      },
+      status, dry_run);
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::Patch(const api::ResourceInfo& info,
+                                               const std::string& ns, const std::string& name,
+                                               PatchType type, const std::string& patch,
+                                               bool status, bool dry_run) {
+  nlohmann::json patch_json = nlohmann::json::parse(patch, nullptr, false);
+  if (patch_json.is_discarded()) return api::BadRequest("the patch is not valid JSON");
+  if (type == PatchType::kMerge && !patch_json.is_object()) {
+    return api::BadRequest("a merge patch must be a JSON object");
+  }
+  if (type == PatchType::kJson && !patch_json.is_array()) {
+    return api::BadRequest("a JSON patch must be an array of operations");
+  }
+  return UpdateWith(
+      info, ns, name,
+      [&](const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
+        nlohmann::json doc = api::MessageToJson(current.object());
+        // The patch decides whether the update is conditional: keep its resourceVersion only.
+        doc["metadata"].erase("resourceVersion");
+        if (type == PatchType::kMerge) {
+          doc.merge_patch(patch_json);
+        } else {
+          try {
+            doc = doc.patch(patch_json);
+          } catch (const nlohmann::json::exception& e) {
+            return api::Invalid(Ref(info, name), {{"FieldValueInvalid", "", absl::StrCat(
+                "the server rejected our request due to an error in our request: ", e.what())}});
+          }
+        }
+        std::unique_ptr<Message> next = scheme_.New(info);
+        absl::Status s = api::JsonToMessage(doc, next.get());
+        if (!s.ok()) return api::BadRequest(s.message());
+        return next;
+      },
+      status, dry_run);
+}
+
+absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
+                                                const std::string& ns, const std::string& name,
+                                                const DeleteOptions& options) {
+  std::string key = CacheKey(info.namespaced ? ns : "", name);
+  const std::string& policy = options.propagation_policy;
+  if (!policy.empty() && policy != "Orphan" && policy != "Background" && policy != "Foreground") {
+    return api::Invalid(Ref(info, name),
+                        {{"FieldValueNotSupported", "propagationPolicy",
+                          absl::StrCat("propagationPolicy: Unsupported value: \"", policy,
+                                       "\": supported values: \"Foreground\", \"Background\", "
+                                       "\"Orphan\"")}});
+  }
+  for (int attempt = 0;; ++attempt) {
+    ObjectPtr current = cache(info).Get(key);
+    if (current == nullptr) return api::NotFound(Ref(info, name));
+    const ObjectMeta& old_meta = api::Meta(current->object());
+    if (!options.precondition_uid.empty() && options.precondition_uid != old_meta.uid()) {
+      return api::Conflict(Ref(info, name),
+                           absl::StrCat("Precondition failed: UID in precondition: ",
+                                        options.precondition_uid,
+                                        ", UID in object meta: ", old_meta.uid()));
+    }
+    if (!options.precondition_resource_version.empty() &&
+        options.precondition_resource_version != old_meta.resource_version()) {
+      return api::Conflict(Ref(info, name),
+                           absl::StrCat("Precondition failed: ResourceVersion in precondition: ",
+                                        options.precondition_resource_version,
+                                        ", ResourceVersion in object meta: ",
+                                        old_meta.resource_version()));
+    }
+
+    std::unique_ptr<Message> next(current->object().New());
+    next->CopyFrom(current->object());
+    ObjectMeta* meta = api::MutableMeta(next.get());
+
+    // How long the object lingers: pods bound to a node get their grace period so the node agent
+    // can stop them; everything else goes at once unless a finalizer holds it.
+    int64_t grace = 0;
+    if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
+      grace = options.grace_period_seconds.value_or(
+          pod->spec().has_termination_grace_period_seconds()
+              ? pod->spec().termination_grace_period_seconds()
+              : 30);
+      const std::string& phase = pod->status().phase();
+      if (pod->spec().node_name().empty() || phase == "Succeeded" || phase == "Failed") grace = 0;
+      if (grace < 0) grace = 0;
+    }
+    if (policy == "Orphan" && !HasFinalizer(*meta, "orphan")) meta->add_finalizers("orphan");
+    if (policy == "Foreground" && !HasFinalizer(*meta, "foregroundDeletion")) {
+      meta->add_finalizers("foregroundDeletion");
+    }
+    auto* ns_object = dynamic_cast<capstan::core::v1::Namespace*>(next.get());
+    bool lingers = meta->finalizers_size() > 0 || grace > 0 ||
+                   (ns_object != nullptr && ns_object->spec().finalizers_size() > 0);
+
+    absl::StatusOr<ObjectPtr> result;
+    if (!lingers) {
+      if (options.dry_run) return current;
+      absl::StatusOr<int64_t> rev = store_->Commit(
+          {StorageKey(info, old_meta.namespace_(), name), std::nullopt, current->mod_revision()});
+      if (rev.ok()) {
+        meta->set_resource_version(absl::StrCat(*rev));
+        return std::make_shared<const CachedObject>(std::move(next), *rev);
+      }
+      if (rev.status().code() == absl::StatusCode::kNotFound) return api::NotFound(Ref(info, name));
+      result = api::Conflict(Ref(info, name), "the object has been modified");
+      if (rev.status().code() != absl::StatusCode::kAborted) {
+        return api::ServiceUnavailable(rev.status().message());
+      }
+    } else {
+      if (old_meta.has_deletion_timestamp()) {
+        // Already terminating: a shorter grace period may be asked for, nothing else changes.
+        if (!meta->has_deletion_grace_period_seconds() ||
+            grace >= meta->deletion_grace_period_seconds()) {
+          if (Serialize(*next) == Serialize(current->object())) return current;
+        }
+      }
+      capstan::meta::v1::Time when = Now();
+      when.set_seconds(when.seconds() + grace);
+      if (!old_meta.has_deletion_timestamp() || grace < meta->deletion_grace_period_seconds()) {
+        *meta->mutable_deletion_timestamp() = when;
+        meta->set_deletion_grace_period_seconds(grace);
+      }
+      if (ns_object != nullptr) ns_object->mutable_status()->set_phase("Terminating");
+      result = Write(info, key, next.get(), current->mod_revision(), options.dry_run);
+      if (result.ok() || result.status().code() != absl::StatusCode::kAborted) return result;
+    }
+    if (attempt >= kUpdateRetries) return result;
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Watcher>> ResourceStore::Watch(const api::ResourceInfo& info,
+                                                              const std::string& ns,
+                                                              const WatchOptions& options,
+                                                              std::function<void()> notify) {
+  absl::StatusOr<Selection> selection =
+      MakeSelection(info, ns, options.label_selector, options.field_selector);
+  if (!selection.ok()) return selection.status();
+  absl::StatusOr<int64_t> after = ParseResourceVersion(options.resource_version);
+  if (!after.ok()) return after.status();
+  // Unset or "0": start with the current state as ADDED events (Kubernetes' legacy semantics).
+  bool initial = options.send_initial_events || *after == 0;
+  std::string prefix = info.QualifiedResource() + "/";
+  HistoryReader history = [&](int64_t from, const std::function<void(CacheEvent)>& fn) {
+    absl::Status decode_error;
+    absl::Status s = store_->ReadLog(from, [&](const storage::Event& e) {
+      if (e.key.compare(0, prefix.size(), prefix) != 0 || !decode_error.ok()) return;
+      auto object = Decode(info, e.value, e.revision);
+      if (!object.ok()) {
+        decode_error = object.status();
+        return;
+      }
+      CacheEvent event{WatchEventType::kAdded, e.revision,
+                       std::make_shared<CachedObject>(std::move(*object), e.revision), nullptr};
+      if (e.type == storage::EventType::kDelete) event.type = WatchEventType::kDeleted;
+      if (!e.created) {
+        if (event.type == WatchEventType::kAdded) event.type = WatchEventType::kModified;
+        auto prev = Decode(info, e.prev_value, e.revision);
+        if (prev.ok()) event.prev = std::make_shared<CachedObject>(std::move(*prev), e.revision);
+      }
+      fn(std::move(event));
+    });
+    if (s.code() == absl::StatusCode::kOutOfRange) {
+      return api::Expired(absl::StrCat("too old resource version: ", from, " (",
+                                       store_->CompactedRevision(), ")"));
+    }
+    return s.ok() ? decode_error : s;
+  };
+  return cache(info).Watch(std::move(*selection), *after, initial, options.allow_bookmarks,
+                           options.capacity, std::move(notify), history);
+}
+
+void ResourceStore::StopWatch(const api::ResourceInfo& info,
+                              const std::shared_ptr<Watcher>& watcher) {
+  cache(info).StopWatch(watcher);
+}
+
+void ResourceStore::Bookmark() {
+  int64_t revision = applied_revision_.load();
+  for (auto& [name, resource] : resources_) {
+    resource.cache->Advance(revision);
+    resource.cache->Bookmark();
+  }
+}
+
+void ResourceStore::CloseWatches(absl::Status why) {
+  for (auto& [name, resource] : resources_) resource.cache->CloseAll(why);
+}
+
+}  // namespace capstan::apiserver

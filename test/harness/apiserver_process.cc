@@ -1,0 +1,135 @@
+#include "test/harness/apiserver_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace capstan::testing {
+
+std::string RunfilePath(const std::string& workspace_relative) {
+  for (const char* var : {"TEST_SRCDIR", "RUNFILES_DIR"}) {
+    if (const char* dir = getenv(var)) {
+      std::string path = absl::StrCat(dir, "/capstan/", workspace_relative);
+      if (access(path.c_str(), F_OK) == 0) return path;
+    }
+  }
+  // A binary run by hand from bazel-bin: its runfiles sit beside it.
+  std::error_code ec;
+  std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (!ec) {
+    std::string path = absl::StrCat(self, ".runfiles/capstan/", workspace_relative);
+    if (access(path.c_str(), F_OK) == 0) return path;
+  }
+  return workspace_relative;
+}
+
+std::string MakeTempDir(const std::string& prefix) {
+  const char* base = getenv("TEST_TMPDIR");
+  std::string pattern = absl::StrCat(base ? base : "/tmp", "/", prefix, "XXXXXX");
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) abort();
+  return std::string(buf.data());
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+ApiServerProcess::ApiServerProcess(std::vector<std::string> extra_flags, std::string binary)
+    : extra_flags_(std::move(extra_flags)),
+      binary_(binary.empty() ? RunfilePath("services/apiserver/capstan-apiserver")
+                             : std::move(binary)),
+      root_(MakeTempDir("apiserver-")),
+      data_dir_(root_ + "/data") {}
+
+ApiServerProcess::~ApiServerProcess() {
+  Kill();
+  RemoveTree(root_);
+}
+
+absl::Status ApiServerProcess::Start() {
+  if (running()) return absl::FailedPreconditionError("already running");
+  std::string address_file = root_ + "/addresses";
+  unlink(address_file.c_str());
+  std::vector<std::string> args = {binary_,
+                                   "--data_dir=" + data_dir_,
+                                   "--listen=127.0.0.1:0",
+                                   "--metrics_listen=127.0.0.1:0",
+                                   "--address_file=" + address_file};
+  args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
+  std::string log = root_ + "/apiserver.log";
+  pid_ = fork();
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (pid_ == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    // The child must not outlive a test that crashed.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(address_file);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (absl::StartsWith(line, "grpc=")) grpc_address_ = line.substr(5);
+      if (absl::StartsWith(line, "metrics=")) metrics_address_ = line.substr(8);
+    }
+    if (!grpc_address_.empty() && !metrics_address_.empty() && in.eof()) {
+      return absl::OkStatus();
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      std::ifstream l(log);
+      std::string text((std::istreambuf_iterator<char>(l)), std::istreambuf_iterator<char>());
+      return absl::InternalError(absl::StrCat("apiserver exited during start: ", text));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Kill();
+  return absl::DeadlineExceededError("apiserver did not become ready in 30 s");
+}
+
+void ApiServerProcess::Reap() {
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  grpc_address_.clear();
+  metrics_address_.clear();
+}
+
+void ApiServerProcess::Kill() {
+  if (!running()) return;
+  kill(pid_, SIGKILL);
+  Reap();
+}
+
+void ApiServerProcess::Stop() {
+  if (!running()) return;
+  kill(pid_, SIGTERM);
+  Reap();
+}
+
+}  // namespace capstan::testing
