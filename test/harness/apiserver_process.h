@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace capstan::testing {
 
@@ -52,6 +53,9 @@ class ApiServerProcess {
 // The runfiles-relative path of a file in this workspace, for tests run by Bazel (or the path
 // itself when not under Bazel).
 std::string RunfilePath(const std::string& workspace_relative);
+
+// GET http://address/path over a plain socket; returns the body, or an error with the status line.
+absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path);
 
 // A fresh private directory under TEST_TMPDIR (or /tmp); the caller removes it.
 std::string MakeTempDir(const std::string& prefix);

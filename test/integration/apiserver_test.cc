@@ -265,6 +265,41 @@ TEST_F(ApiServerTest, DiscoveryNamesEveryKind) {
   EXPECT_FALSE(by_name["nodes"].namespaced());
 }
 
+TEST_F(ApiServerTest, MetricsAndHealthReflectTraffic) {
+  auto ready = HttpGet(server_.metrics_address(), "/readyz");
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(*ready, "ok");
+  EXPECT_TRUE(HttpGet(server_.metrics_address(), "/healthz").ok());
+  auto ref = Ref("", "pods", "default");
+  ASSERT_TRUE(api_->CreateTyped(ref, MakePod("m-0")).ok());
+  EXPECT_FALSE(api_->CreateTyped(ref, MakePod("m-0")).ok());
+  WatchReader watch(*api_, "default", "");
+  ASSERT_TRUE(watch.ReadUntil(1));
+  // The object gauges and storage counters are refreshed every second.
+  std::string body;
+  for (int i = 0; i < 50; ++i) {
+    auto metrics = HttpGet(server_.metrics_address(), "/metrics");
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    body = *metrics;
+    if (body.find("apiserver_storage_syncs_total") != std::string::npos &&
+        body.find("apiserver_storage_objects{resource=\"pods\"} 1") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (const char* line :
+       {"apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"create\"} 1",
+        "apiserver_request_total{code=\"409\",resource=\"pods\",verb=\"create\"} 1",
+        "apiserver_registered_watchers{resource=\"pods\"} 1",
+        "apiserver_watch_events_total{resource=\"pods\"} 1",
+        "apiserver_storage_objects{resource=\"pods\"} 1",
+        "apiserver_storage_commit_duration_seconds_count",
+        "apiserver_request_duration_seconds_bucket"}) {
+    EXPECT_NE(body.find(line), std::string::npos) << line << "\n" << body;
+  }
+  watch.Finish();
+}
+
 class CompactingApiServerTest : public ::testing::Test {
  protected:
   ApiServerProcess server_{{"--log_retention=20", "--watch_window=10"}};
