@@ -250,6 +250,52 @@ TEST_F(ApiServerTest, InitialStateThenChangesWhenNoRevisionIsGiven) {
   watch.Finish();
 }
 
+TEST_F(ApiServerTest, FinalizersAndGracefulDeletionOverTheWire) {
+  auto ref = Ref("", "pods", "default");
+  Pod held = MakePod("held");
+  held.mutable_metadata()->add_finalizers("example.com/drain");
+  held.mutable_spec()->set_node_name("node-1");
+  ASSERT_TRUE(api_->CreateTyped(ref, held).ok());
+
+  WatchReader watch(*api_, "default", "");
+  ASSERT_TRUE(watch.ReadUntil(1));
+
+  // Bound pod: the grace period starts; the finalizer keeps it after that too.
+  apiv1::DeleteRequest del;
+  *del.mutable_resource() = ref;
+  del.set_name("held");
+  del.set_grace_period_seconds(5);
+  apiv1::ObjectResponse resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(api_->stub()->Delete(&ctx, del, &resp).ok());
+  }
+  Pod terminating;
+  terminating.ParseFromString(resp.object());
+  EXPECT_TRUE(terminating.metadata().has_deletion_timestamp());
+  EXPECT_EQ(terminating.metadata().deletion_grace_period_seconds(), 5);
+  del.set_grace_period_seconds(0);  // the node agent's final delete
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(api_->stub()->Delete(&ctx, del, &resp).ok());
+  }
+  auto still = api_->GetTyped<Pod>(ref, "held");
+  ASSERT_TRUE(still.ok()) << "the finalizer must keep the pod";
+  EXPECT_EQ(still->metadata().deletion_grace_period_seconds(), 0);
+
+  // Removing the last finalizer completes the deletion.
+  Pod released = *still;
+  released.mutable_metadata()->clear_finalizers();
+  ASSERT_TRUE(api_->UpdateTyped(ref, released).ok());
+  EXPECT_EQ(api::Reason(api_->Get(ref, "held").status()), "NotFound");
+
+  ASSERT_TRUE(watch.ReadUntil(4));
+  std::vector<std::string> types;
+  for (const auto& e : watch.events) types.push_back(e.first);
+  EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "MODIFIED", "MODIFIED", "DELETED"}));
+  watch.Finish();
+}
+
 TEST_F(ApiServerTest, DiscoveryNamesEveryKind) {
   apiv1::DiscoveryResponse resp;
   grpc::ClientContext ctx;
