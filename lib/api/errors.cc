@@ -167,6 +167,10 @@ Status ToApiStatus(const absl::Status& err) {
   return NewStatus(info.reason, info.http, err.message());
 }
 
+bool HasApiStatus(const absl::Status& err) {
+  return err.GetPayload(kStatusPayloadUrl).has_value();
+}
+
 std::string Reason(const absl::Status& err) {
   return err.ok() ? std::string() : ToApiStatus(err).reason();
 }

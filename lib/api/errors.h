@@ -55,6 +55,8 @@ absl::Status ServiceUnavailable(absl::string_view message);
 
 // The Kubernetes Status of err: its payload, or one derived from the absl code and message.
 capstan::meta::v1::Status ToApiStatus(const absl::Status& err);
+// Whether err carries a Status from the API server (as opposed to, say, a failure to reach it).
+bool HasApiStatus(const absl::Status& err);
 // The reason of err ("NotFound", "Conflict", ...), "" for OK.
 std::string Reason(const absl::Status& err);
 

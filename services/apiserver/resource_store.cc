@@ -573,7 +573,9 @@ absl::StatusOr<ObjectPtr> ResourceStore::Patch(const api::ResourceInfo& info,
         }
         std::unique_ptr<Message> next = scheme_.New(info);
         absl::Status s = api::JsonToMessage(doc, next.get());
-        if (!s.ok()) return api::BadRequest(s.message());
+        if (!s.ok()) {
+          return api::BadRequest(absl::StrCat("decoding ", info.kind, ": ", s.message()));
+        }
         return next;
       },
       status, dry_run);

@@ -1,0 +1,265 @@
+// The capstanctl binary against a real capstan-apiserver: what a user sees (stdout, stderr, exit
+// code) for apply, get, delete and errors. The server address reaches the child through a config
+// file named by CAPSTAN_CONFIG, as it would for a user.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/client/client.h"
+#include "test/harness/apiserver_process.h"
+
+namespace capstan {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class CapstanctlTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new testing::ApiServerProcess();
+    absl::Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+    dir_ = new std::string(testing::MakeTempDir("capstanctl-"));
+    std::string config = *dir_ + "/config";
+    ASSERT_TRUE(client::SaveConfig(config, client::Config{server_->grpc_address()}).ok());
+    setenv("CAPSTAN_CONFIG", config.c_str(), 1);  // inherited by every child
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    testing::RemoveTree(*dir_);
+    delete dir_;
+  }
+
+  // Runs capstanctl with args (and stdin_text on its standard input).
+  Result Ctl(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+    static int counter = 0;
+    std::string base = absl::StrCat(*dir_, "/run", counter++);
+    std::string in_path = base + ".in", out_path = base + ".out", err_path = base + ".err";
+    std::ofstream(in_path) << stdin_text;
+    std::string binary = testing::RunfilePath("tools/capstanctl/capstanctl");
+    pid_t pid = fork();
+    if (pid == 0) {
+      int in = open(in_path.c_str(), O_RDONLY);
+      int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(in, 0);
+      dup2(out, 1);
+      dup2(err, 2);
+      std::vector<std::string> argv_storage = {binary};
+      argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (std::string& a : argv_storage) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(binary.c_str(), argv.data());
+      _exit(127);
+    }
+    Result result;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    result.out = ReadAll(out_path);
+    result.err = ReadAll(err_path);
+    return result;
+  }
+
+  static std::string Fixture(const std::string& name) {
+    return testing::RunfilePath("test/fixtures/manifests/" + name);
+  }
+
+  static testing::ApiServerProcess* server_;
+  static std::string* dir_;
+};
+
+testing::ApiServerProcess* CapstanctlTest::server_ = nullptr;
+std::string* CapstanctlTest::dir_ = nullptr;
+
+TEST_F(CapstanctlTest, ApplyGetReapplyDelete) {
+  const std::string seed = Fixture("deployment-seed.yaml");
+  Result r = Ctl({"apply", "-f", seed});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/nginx-deployment created\n");
+
+  r = Ctl({"apply", "-f", seed});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/nginx-deployment unchanged\n");
+
+  // The same manifest with replicas edited, through stdin.
+  std::string text = ReadAll(seed);
+  ASSERT_TRUE(absl::StrContains(text, "replicas: 3"));
+  std::string edited = text;
+  edited.replace(edited.find("replicas: 3"), 11, "replicas: 5");
+  r = Ctl({"apply", "-f", "-"}, edited);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/nginx-deployment configured\n");
+
+  r = Ctl({"get", "deploy"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "NAME               READY   UP-TO-DATE   AVAILABLE   AGE\n"))
+      << r.out;
+  EXPECT_THAT(r.out, HasSubstr("nginx-deployment   0/5     0            0           "));
+
+  r = Ctl({"get", "deployments.apps", "nginx-deployment", "-o", "name"});
+  EXPECT_EQ(r.out, "deployment.apps/nginx-deployment\n");
+
+  // What get -o yaml prints applies back as unchanged, alone or as a List.
+  r = Ctl({"get", "deployment", "nginx-deployment", "-o", "yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("kind: Deployment\n"));
+  EXPECT_THAT(r.out, HasSubstr("replicas: 5\n"));
+  Result reapplied = Ctl({"apply", "-f", "-"}, r.out);
+  EXPECT_EQ(reapplied.exit_code, 0) << reapplied.err;
+  EXPECT_EQ(reapplied.out, "deployment.apps/nginx-deployment unchanged\n");
+
+  r = Ctl({"get", "deploy", "-o", "yaml"});
+  EXPECT_THAT(r.out, HasSubstr("kind: List\n"));
+  reapplied = Ctl({"apply", "-f", "-"}, r.out);
+  EXPECT_EQ(reapplied.out, "deployment.apps/nginx-deployment unchanged\n") << reapplied.err;
+
+  // Fields dropped from the manifest are deleted: the labels go away.
+  std::string unlabelled = text;
+  unlabelled.erase(unlabelled.find("  labels: {app: nginx}\n"), 23);
+  r = Ctl({"apply", "-f", "-"}, unlabelled);
+  EXPECT_EQ(r.out, "deployment.apps/nginx-deployment configured\n") << r.err;
+  r = Ctl({"get", "deploy", "nginx-deployment", "-o", "json"});
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("\"labels\": {\n            \"app\"")));
+  EXPECT_THAT(r.out, HasSubstr("\"replicas\": 3"));
+
+  r = Ctl({"delete", "deploy", "nginx-deployment"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps \"nginx-deployment\" deleted\n");
+
+  r = Ctl({"get", "deploy", "nginx-deployment"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "Error from server (NotFound): deployments.apps \"nginx-deployment\" not found\n");
+}
+
+TEST_F(CapstanctlTest, Errors) {
+  Result r = Ctl({"get", "pods", "missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "Error from server (NotFound): pods \"missing\" not found\n");
+
+  r = Ctl({"delete", "po", "missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "Error from server (NotFound): pods \"missing\" not found\n");
+
+  r = Ctl({"get", "widgets"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "error: the server doesn't have a resource type \"widgets\"\n");
+
+  r = Ctl({"get"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = Ctl({"get", "pods", "--no-such-flag"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown flag: --no-such-flag"));
+  r = Ctl({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+
+  r = Ctl({"get", "pods", "--server", "127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("Unable to connect to the server 127.0.0.1:1"));
+}
+
+TEST_F(CapstanctlTest, BadManifests) {
+  const std::string bad_name = Fixture("bad/bad-name.yaml");
+  if (!std::filesystem::exists(bad_name)) GTEST_SKIP() << "no bad/ fixtures";
+  Result r = Ctl({"apply", "-f", bad_name});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("Error from server (Invalid): "));
+  EXPECT_THAT(r.err, HasSubstr("Deployment \"Bad_Name\" is invalid: metadata.name: Invalid value"));
+
+  r = Ctl({"apply", "-f", Fixture("bad/unknown-field.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("Error from server (BadRequest): "));
+  EXPECT_THAT(r.err, HasSubstr("unknown field \"spec.replicass\""));
+
+  r = Ctl({"apply", "-f", Fixture("bad/wrong-type.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("Error from server (BadRequest): "));
+  EXPECT_THAT(r.err, HasSubstr("spec.replicas"));
+
+  r = Ctl({"apply", "-f", "-"}, "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("no matches for kind \"Widget\" in version \"example.com/v1\""));
+
+  r = Ctl({"apply", "-f", "does-not-exist.yaml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("does not exist"));
+}
+
+TEST_F(CapstanctlTest, PodsNamespacesSelectorsAndDescribe) {
+  Result r = Ctl({"apply", "-f", Fixture("pod.yaml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "pod/frontend created\n");
+
+  r = Ctl({"get", "po", "-A", "-o", "wide"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "NAMESPACE   NAME       READY   STATUS    RESTARTS   AGE   IP       NODE\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("default     frontend   0/2     Pending   0          "));
+
+  r = Ctl({"get", "pods", "-l", "tier=web", "--chunk-size", "1", "-o", "name"});
+  EXPECT_EQ(r.out, "pod/frontend\n");
+  r = Ctl({"get", "pods", "-l", "tier=db"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "No resources found in default namespace.\n");
+  r = Ctl({"get", "pods", "--field-selector", "metadata.name=frontend", "-o", "name"});
+  EXPECT_EQ(r.out, "pod/frontend\n");
+
+  r = Ctl({"get", "ns"});
+  EXPECT_THAT(r.out, HasSubstr("kube-system       Active   "));
+
+  r = Ctl({"describe", "pod", "frontend"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Name:               frontend\n"));
+  EXPECT_THAT(r.out, HasSubstr("Namespace:          default\n"));
+  EXPECT_THAT(r.out, HasSubstr("                    tier=web\n"));
+  EXPECT_THAT(r.out, HasSubstr("Events:  <none>\n"));
+
+  r = Ctl({"delete", "-f", Fixture("pod.yaml"), "--grace-period=0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "pod \"frontend\" deleted\n");
+
+  r = Ctl({"delete", "po", "x", "--cascade=sideways"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST_F(CapstanctlTest, ApiResourcesAndVersion) {
+  Result r = Ctl({"api-resources"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "NAME ")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("SHORTNAMES   APIVERSION"));
+  EXPECT_THAT(r.out, HasSubstr("deploy       apps/v1"));
+
+  r = Ctl({"version"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Client Version: "));
+}
+
+}  // namespace
+}  // namespace capstan
