@@ -1,6 +1,8 @@
 #include "services/apiserver/resource_service.h"
 
 #include <chrono>
+#include <deque>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -78,79 +80,32 @@ const std::string& Encode(const CachedObject& object, apiv1::Encoding encoding) 
   return encoding == apiv1::JSON ? object.json() : object.proto();
 }
 
-// Streams one watch: the cache pushes into the Watcher; this reactor writes whatever is queued
-// as one WatchResponse, one write in flight at a time.
-class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
+// One watch stream's state, shared by its gRPC reactor and the sender pool. The cache's commit
+// thread only queues events into the Watcher and schedules the stream; the message is built and
+// the write started here, by a sender thread or by the gRPC thread that finished the previous
+// write. One write is in flight at a time; whatever is queued meanwhile goes out as one message.
+class WatchStream {
  public:
-  WatchReactor(ResourceStore* store, ApiMetrics* metrics, const apiv1::WatchRequest& request)
-      : store_(store), metrics_(metrics), encoding_(request.encoding()) {
-    absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store, request.resource());
-    if (!info.ok()) {
-      FinishEarly(info.status());
-      return;
-    }
-    info_ = *info;
-    WatchOptions options;
-    options.label_selector = request.label_selector();
-    options.field_selector = request.field_selector();
-    options.resource_version = request.resource_version();
-    options.send_initial_events = request.send_initial_events();
-    options.allow_bookmarks = request.allow_bookmarks();
-    absl::StatusOr<std::shared_ptr<Watcher>> watcher =
-        store->Watch(*info_, request.resource().namespace_(), options, [this] { Pump(); });
-    if (!watcher.ok()) {
-      FinishEarly(watcher.status());
-      return;
-    }
-    metrics_->WatchOpened(info_->QualifiedResource());
+  WatchStream(grpc::ServerWriteReactor<apiv1::WatchResponse>* reactor, ResourceStore* store,
+              ApiMetrics* metrics, const api::ResourceInfo* info, apiv1::Encoding encoding)
+      : store_(store), metrics_(metrics), info_(info), encoding_(encoding), reactor_(reactor) {}
+
+  void Start(std::shared_ptr<Watcher> watcher) {
     {
       absl::MutexLock lock(&mu_);
-      watcher_ = *watcher;
+      watcher_ = std::move(watcher);
     }
     Pump();
   }
 
-  void OnWriteDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (!ok) cancelled_ = true;
-    }
-    Pump();
-  }
-
-  // Every RPC must be finished, even a cancelled one, but not while a write is in flight: Pump
-  // finishes it now or after the write completes.
-  void OnCancel() override {
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-    }
-    Pump();
-  }
-
-  void OnDone() override {
-    std::shared_ptr<Watcher> watcher;
-    {
-      absl::MutexLock lock(&mu_);
-      watcher = watcher_;
-    }
-    if (watcher != nullptr) {
-      store_->StopWatch(*info_, watcher);
-      metrics_->WatchClosed(info_->QualifiedResource());
-    }
-    delete this;
-  }
-
- private:
   // Starts the next write if none is in flight and events are queued; finishes the stream when
-  // the watcher was closed (too slow, or the server is stopping).
+  // the client cancelled or the watcher was closed (too slow, or the server is stopping).
   void Pump() {
     absl::MutexLock lock(&mu_);
-    if (writing_ || finished_) return;
+    if (reactor_ == nullptr || writing_ || finished_) return;
     if (cancelled_) {
       finished_ = true;
-      Finish(grpc::Status::CANCELLED);
+      reactor_->Finish(grpc::Status::CANCELLED);
       return;
     }
     if (watcher_ == nullptr) return;
@@ -159,7 +114,7 @@ class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
       absl::Status status = watcher_->status();
       if (!status.ok()) {
         finished_ = true;
-        Finish(api::ToGrpcStatus(status));
+        reactor_->Finish(api::ToGrpcStatus(status));
       }
       return;
     }
@@ -176,15 +131,42 @@ class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
     }
     metrics_->WatchEventsSent(info_->QualifiedResource(), events.size());
     writing_ = true;
-    StartWrite(&response_);
+    reactor_->StartWrite(&response_);
+  }
+
+  void WriteDone(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) cancelled_ = true;
+    }
+    Pump();
+  }
+
+  // Every RPC must be finished, even a cancelled one, but not while a write is in flight: Pump
+  // finishes it now or after the write completes.
+  void Cancel() {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    Pump();
   }
 
   void FinishEarly(const absl::Status& status) {
     absl::MutexLock lock(&mu_);
     finished_ = true;
-    Finish(api::ToGrpcStatus(status));
+    reactor_->Finish(api::ToGrpcStatus(status));
   }
 
+  // The reactor is gone: later pumps do nothing. Returns the watcher to unregister.
+  std::shared_ptr<Watcher> Detach() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+    return std::move(watcher_);
+  }
+
+ private:
   // A bookmark is an object of the watched kind carrying only its resourceVersion.
   std::string BookmarkObject(const CacheEvent& e) const {
     std::unique_ptr<Message> object = store_->scheme().New(*info_);
@@ -197,10 +179,11 @@ class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
 
   ResourceStore* const store_;
   ApiMetrics* const metrics_;
+  const api::ResourceInfo* const info_;
   const apiv1::Encoding encoding_;
-  const api::ResourceInfo* info_ = nullptr;
 
   absl::Mutex mu_;
+  grpc::ServerWriteReactor<apiv1::WatchResponse>* reactor_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<Watcher> watcher_ ABSL_GUARDED_BY(mu_);
   apiv1::WatchResponse response_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -209,6 +192,104 @@ class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
 };
 
 }  // namespace
+
+// A few threads that pump watch streams the commit thread scheduled.
+class WatchSenders {
+ public:
+  explicit WatchSenders(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~WatchSenders() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (auto& t : threads_) t.join();
+  }
+  void Schedule(std::shared_ptr<WatchStream> stream) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(stream));
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::shared_ptr<WatchStream> stream;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+        mu_.Await(absl::Condition(&ready));
+        if (queue_.empty()) return;
+        stream = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      stream->Pump();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<WatchStream>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+namespace {
+
+class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
+ public:
+  WatchReactor(ResourceStore* store, ApiMetrics* metrics, WatchSenders* senders,
+               const apiv1::WatchRequest& request)
+      : store_(store), metrics_(metrics) {
+    absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store, request.resource());
+    stream_ = std::make_shared<WatchStream>(this, store, metrics, info.ok() ? *info : nullptr,
+                                            request.encoding());
+    if (!info.ok()) {
+      stream_->FinishEarly(info.status());
+      return;
+    }
+    info_ = *info;
+    WatchOptions options;
+    options.label_selector = request.label_selector();
+    options.field_selector = request.field_selector();
+    options.resource_version = request.resource_version();
+    options.send_initial_events = request.send_initial_events();
+    options.allow_bookmarks = request.allow_bookmarks();
+    std::weak_ptr<WatchStream> weak = stream_;
+    absl::StatusOr<std::shared_ptr<Watcher>> watcher =
+        store->Watch(*info_, request.resource().namespace_(), options, [weak, senders] {
+          if (auto stream = weak.lock()) senders->Schedule(std::move(stream));
+        });
+    if (!watcher.ok()) {
+      stream_->FinishEarly(watcher.status());
+      return;
+    }
+    metrics_->WatchOpened(info_->QualifiedResource());
+    stream_->Start(*watcher);
+  }
+
+  void OnWriteDone(bool ok) override { stream_->WriteDone(ok); }
+  void OnCancel() override { stream_->Cancel(); }
+  void OnDone() override {
+    if (std::shared_ptr<Watcher> watcher = stream_->Detach()) {
+      store_->StopWatch(*info_, watcher);
+      metrics_->WatchClosed(info_->QualifiedResource());
+    }
+    delete this;
+  }
+
+ private:
+  ResourceStore* const store_;
+  ApiMetrics* const metrics_;
+  const api::ResourceInfo* info_ = nullptr;
+  std::shared_ptr<WatchStream> stream_;
+};
+
+}  // namespace
+
+ResourceService::ResourceService(ResourceStore* store, ApiMetrics* metrics)
+    : store_(store), metrics_(metrics), senders_(std::make_unique<WatchSenders>(2)) {}
+
+ResourceService::~ResourceService() = default;
 
 grpc::Status ResourceService::Create(grpc::ServerContext*, const apiv1::CreateRequest* request,
                                      apiv1::ObjectResponse* response) {
@@ -352,7 +433,7 @@ grpc::Status ResourceService::Discover(grpc::ServerContext*, const apiv1::Discov
 
 grpc::ServerWriteReactor<apiv1::WatchResponse>* ResourceService::Watch(
     grpc::CallbackServerContext*, const apiv1::WatchRequest* request) {
-  return new WatchReactor(store_, metrics_, *request);
+  return new WatchReactor(store_, metrics_, senders_.get(), *request);
 }
 
 }  // namespace capstan::apiserver

@@ -11,13 +11,16 @@ namespace capstan::apiserver {
 
 namespace apiv1 = capstan::api::v1;
 
+class WatchSenders;
+
 // Unary verbs are synchronous handlers (a create waits for its group commit's fsync); Watch is a
 // callback reactor, so open watches cost no thread.
 class ResourceService final
     : public apiv1::Resources::WithCallbackMethod_Watch<apiv1::Resources::Service> {
  public:
   // store and metrics must outlive the service.
-  ResourceService(ResourceStore* store, ApiMetrics* metrics) : store_(store), metrics_(metrics) {}
+  ResourceService(ResourceStore* store, ApiMetrics* metrics);
+  ~ResourceService() override;
 
   grpc::Status Create(grpc::ServerContext* context, const apiv1::CreateRequest* request,
                       apiv1::ObjectResponse* response) override;
@@ -44,6 +47,7 @@ class ResourceService final
 
   ResourceStore* const store_;
   ApiMetrics* const metrics_;
+  std::unique_ptr<WatchSenders> senders_;  // sends watch events off the commit thread
 };
 
 }  // namespace capstan::apiserver
