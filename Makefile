@@ -23,8 +23,8 @@ test: deps
 
 bench: deps
 	@bazel build //bench/...
-	@bazel-bin/bench/storage_bench
-	@bazel run //bench:apiserver_bench
+	@bazel-bin/bench/storage_bench --seconds=3
+	@bazel-bin/bench/apiserver_bench
 
 clean: down
 	@bazel clean
