@@ -80,13 +80,57 @@ const std::string& Encode(const CachedObject& object, apiv1::Encoding encoding) 
   return encoding == apiv1::JSON ? object.json() : object.proto();
 }
 
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>(value | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+size_t VarintSize(uint64_t value) {
+  size_t n = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Appends one WatchResponse.events entry in protobuf wire format: a small header slice, then the
+// object's bytes as a slice that references the cached object (kept alive by the slice), so the
+// same bytes go to every watcher without a copy or a re-serialization. The frames of several
+// events concatenate into a valid WatchResponse.
+void AppendEventFrame(absl::string_view type, const ObjectPtr& holder, const std::string& payload,
+                      std::vector<grpc::Slice>* out) {
+  size_t event_size = 1 + VarintSize(type.size()) + type.size() + 1 +
+                      VarintSize(payload.size()) + payload.size();
+  std::string header;
+  header.reserve(24 + type.size());
+  header.push_back(0x0A);  // WatchResponse.events, length-delimited
+  AppendVarint(event_size, &header);
+  header.push_back(0x0A);  // WatchEvent.type
+  AppendVarint(type.size(), &header);
+  header.append(type.data(), type.size());
+  header.push_back(0x12);  // WatchEvent.object
+  AppendVarint(payload.size(), &header);
+  out->emplace_back(header.data(), header.size());
+  if (holder == nullptr) {
+    out->emplace_back(payload.data(), payload.size());  // copied: a bookmark is tiny
+    return;
+  }
+  auto* keep = new ObjectPtr(holder);
+  out->emplace_back(const_cast<char*>(payload.data()), payload.size(),
+                    [](void* p) { delete static_cast<ObjectPtr*>(p); }, keep);
+}
+
 // One watch stream's state, shared by its gRPC reactor and the sender pool. The cache's commit
 // thread only queues events into the Watcher and schedules the stream; the message is built and
 // the write started here, by a sender thread or by the gRPC thread that finished the previous
 // write. One write is in flight at a time; whatever is queued meanwhile goes out as one message.
 class WatchStream {
  public:
-  WatchStream(grpc::ServerWriteReactor<apiv1::WatchResponse>* reactor, ResourceStore* store,
+  WatchStream(grpc::ServerWriteReactor<grpc::ByteBuffer>* reactor, ResourceStore* store,
               ApiMetrics* metrics, const api::ResourceInfo* info, apiv1::Encoding encoding)
       : store_(store), metrics_(metrics), info_(info), encoding_(encoding), reactor_(reactor) {}
 
@@ -118,17 +162,22 @@ class WatchStream {
       }
       return;
     }
-    response_.Clear();
-    response_.set_encoding(encoding_);
+    std::vector<grpc::Slice> slices;
+    slices.reserve(events.size() * 2 + 1);
     for (const CacheEvent& e : events) {
-      auto* out = response_.add_events();
-      out->set_type(WatchEventTypeName(e.type));
+      const char* type = WatchEventTypeName(e.type);
       if (e.type == WatchEventType::kBookmark) {
-        out->set_object(BookmarkObject(e));
+        AppendEventFrame(type, nullptr, BookmarkObject(e), &slices);
       } else {
-        out->set_object(Encode(*e.object, encoding_));
+        AppendEventFrame(type, e.object, Encode(*e.object, encoding_), &slices);
       }
     }
+    if (encoding_ != apiv1::PROTOBUF) {
+      // WatchResponse.encoding (field 2, varint).
+      char tail[2] = {0x10, static_cast<char>(encoding_)};
+      slices.emplace_back(tail, sizeof(tail));
+    }
+    response_ = grpc::ByteBuffer(slices.data(), slices.size());
     metrics_->WatchEventsSent(info_->QualifiedResource(), events.size());
     writing_ = true;
     reactor_->StartWrite(&response_);
@@ -183,9 +232,9 @@ class WatchStream {
   const apiv1::Encoding encoding_;
 
   absl::Mutex mu_;
-  grpc::ServerWriteReactor<apiv1::WatchResponse>* reactor_ ABSL_GUARDED_BY(mu_);
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* reactor_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<Watcher> watcher_ ABSL_GUARDED_BY(mu_);
-  apiv1::WatchResponse response_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer response_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
@@ -235,7 +284,7 @@ class WatchSenders {
 
 namespace {
 
-class WatchReactor : public grpc::ServerWriteReactor<apiv1::WatchResponse> {
+class WatchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   WatchReactor(ResourceStore* store, ApiMetrics* metrics, WatchSenders* senders,
                const apiv1::WatchRequest& request)
@@ -431,9 +480,15 @@ grpc::Status ResourceService::Discover(grpc::ServerContext*, const apiv1::Discov
   return grpc::Status::OK;
 }
 
-grpc::ServerWriteReactor<apiv1::WatchResponse>* ResourceService::Watch(
-    grpc::CallbackServerContext*, const apiv1::WatchRequest* request) {
-  return new WatchReactor(store_, metrics_, senders_.get(), *request);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ResourceService::Watch(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* raw_request) {
+  apiv1::WatchRequest request;
+  grpc::ByteBuffer copy(*raw_request);  // Deserialize consumes its buffer; copies are refcounted
+  if (!grpc::SerializationTraits<apiv1::WatchRequest>::Deserialize(&copy, &request).ok()) {
+    request.Clear();
+    request.mutable_resource()->set_resource("");  // answered as an unknown resource
+  }
+  return new WatchReactor(store_, metrics_, senders_.get(), request);
 }
 
 }  // namespace capstan::apiserver

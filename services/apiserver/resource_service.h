@@ -14,9 +14,10 @@ namespace apiv1 = capstan::api::v1;
 class WatchSenders;
 
 // Unary verbs are synchronous handlers (a create waits for its group commit's fsync); Watch is a
-// callback reactor, so open watches cost no thread.
+// callback reactor, so open watches cost no thread, and writes pre-encoded frames that share each
+// object's bytes across watchers.
 class ResourceService final
-    : public apiv1::Resources::WithCallbackMethod_Watch<apiv1::Resources::Service> {
+    : public apiv1::Resources::WithRawCallbackMethod_Watch<apiv1::Resources::Service> {
  public:
   // store and metrics must outlive the service.
   ResourceService(ResourceStore* store, ApiMetrics* metrics);
@@ -38,8 +39,9 @@ class ResourceService final
                       apiv1::ObjectResponse* response) override;
   grpc::Status Discover(grpc::ServerContext* context, const apiv1::DiscoveryRequest* request,
                         apiv1::DiscoveryResponse* response) override;
-  grpc::ServerWriteReactor<apiv1::WatchResponse>* Watch(grpc::CallbackServerContext* context,
-                                                        const apiv1::WatchRequest* request) override;
+  // Raw: the request is parsed here and responses are written as pre-encoded frames.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request) override;
 
  private:
   grpc::Status DoUpdate(const apiv1::UpdateRequest* request, apiv1::ObjectResponse* response,
