@@ -16,7 +16,6 @@
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace capstan::testing {
@@ -94,6 +93,58 @@ ApiServerProcess::~ApiServerProcess() {
   RemoveTree(root_);
 }
 
+pid_t SpawnProcess(const std::vector<std::string>& args, const std::string& log_path) {
+  std::vector<std::string> argv_storage = args;
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd >= 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+  }
+  // The child must not outlive a test that crashed.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
+namespace {
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> WaitForAddressFile(const std::string& path,
+                                                                      pid_t pid,
+                                                                      const std::string& log_path) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    // Services write the file under another name and rename it: once it exists it is whole.
+    if (access(path.c_str(), F_OK) == 0) {
+      std::map<std::string, std::string> values;
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        size_t eq = line.find('=');
+        if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+      }
+      return values;
+    }
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return absl::InternalError(absl::StrCat("exited during start: ", ReadWhole(log_path)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("not ready in 30 s: ", ReadWhole(log_path)));
+}
+
 absl::Status ApiServerProcess::Start() {
   if (running()) return absl::FailedPreconditionError("already running");
   std::string address_file = root_ + "/addresses";
@@ -105,45 +156,63 @@ absl::Status ApiServerProcess::Start() {
                                    "--address_file=" + address_file};
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   std::string log = root_ + "/apiserver.log";
-  pid_ = fork();
+  pid_ = SpawnProcess(args, log);
   if (pid_ < 0) return absl::InternalError("fork failed");
-  if (pid_ == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    // The child must not outlive a test that crashed.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+  absl::StatusOr<std::map<std::string, std::string>> addresses =
+      WaitForAddressFile(address_file, pid_, log);
+  if (!addresses.ok()) {
+    Kill();
+    return absl::Status(addresses.status().code(),
+                        absl::StrCat("apiserver: ", addresses.status().message()));
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in(address_file);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (absl::StartsWith(line, "grpc=")) grpc_address_ = line.substr(5);
-      if (absl::StartsWith(line, "metrics=")) metrics_address_ = line.substr(8);
-    }
-    if (!grpc_address_.empty() && !metrics_address_.empty() && in.eof()) {
-      return absl::OkStatus();
-    }
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      std::ifstream l(log);
-      std::string text((std::istreambuf_iterator<char>(l)), std::istreambuf_iterator<char>());
-      return absl::InternalError(absl::StrCat("apiserver exited during start: ", text));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  Kill();
-  return absl::DeadlineExceededError("apiserver did not become ready in 30 s");
+  grpc_address_ = (*addresses)["grpc"];
+  metrics_address_ = (*addresses)["metrics"];
+  return absl::OkStatus();
 }
+
+ServiceProcess::ServiceProcess(std::string binary, std::vector<std::string> flags)
+    : binary_(RunfilePath(binary)), flags_(std::move(flags)), root_(MakeTempDir("service-")) {}
+
+ServiceProcess::~ServiceProcess() {
+  Kill();
+  RemoveTree(root_);
+}
+
+absl::Status ServiceProcess::Start() {
+  if (running()) return absl::FailedPreconditionError("already running");
+  std::string address_file = root_ + "/addresses";
+  unlink(address_file.c_str());
+  std::vector<std::string> args = {binary_, "--address_file=" + address_file};
+  args.insert(args.end(), flags_.begin(), flags_.end());
+  pid_ = SpawnProcess(args, root_ + "/service.log");
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  absl::StatusOr<std::map<std::string, std::string>> addresses =
+      WaitForAddressFile(address_file, pid_, root_ + "/service.log");
+  if (!addresses.ok()) {
+    Kill();
+    return addresses.status();
+  }
+  addresses_ = std::move(*addresses);
+  return absl::OkStatus();
+}
+
+void ServiceProcess::Kill() {
+  if (!running()) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+void ServiceProcess::Stop() {
+  if (!running()) return;
+  kill(pid_, SIGTERM);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string ServiceProcess::log() const { return ReadWhole(root_ + "/service.log"); }
 
 void ApiServerProcess::Reap() {
   int status;

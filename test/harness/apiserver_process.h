@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,40 @@ class ApiServerProcess {
   pid_t pid_ = -1;
   std::string grpc_address_;
   std::string metrics_address_;
+};
+
+// Starts `args[0]` with `args`, stdout and stderr appended to log_path; the child is killed if
+// this process dies. Returns the pid, or -1.
+pid_t SpawnProcess(const std::vector<std::string>& args, const std::string& log_path);
+
+// Waits until `path` holds a complete KEY=VALUE file (written by a service's --address_file) and
+// returns its values by key. Fails if `pid` exits first (the error quotes log_path) or after 30 s.
+absl::StatusOr<std::map<std::string, std::string>> WaitForAddressFile(const std::string& path,
+                                                                      pid_t pid,
+                                                                      const std::string& log_path);
+
+// A service process other than the apiserver (controller-manager, scheduler, ...) started with
+// --address_file in a private temp directory.
+class ServiceProcess {
+ public:
+  // binary: workspace-relative path found in the runfiles, e.g.
+  // "services/controller-manager/capstan-controller-manager".
+  ServiceProcess(std::string binary, std::vector<std::string> flags);
+  ~ServiceProcess();  // SIGKILL if running, remove the temp directory
+  absl::Status Start();
+  void Kill();  // SIGKILL
+  void Stop();  // SIGTERM and wait
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  const std::map<std::string, std::string>& addresses() const { return addresses_; }
+  std::string log() const;
+
+ private:
+  std::string binary_;
+  std::vector<std::string> flags_;
+  std::string root_;
+  pid_t pid_ = -1;
+  std::map<std::string, std::string> addresses_;
 };
 
 // The runfiles-relative path of a file in this workspace, for tests run by Bazel (or the path
