@@ -192,8 +192,14 @@ Client::Client(std::shared_ptr<grpc::Channel> channel)
     : channel_(std::move(channel)), stub_(apiv1::Resources::NewStub(channel_)) {}
 
 std::unique_ptr<Client> Client::Connect(const std::string& address) {
+  grpc::ChannelArguments args;
+  // gRPC's reconnect backoff grows to 120 s by default; controllers and informers must be back
+  // within seconds of an apiserver restart.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return std::make_unique<Client>(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
 
 absl::Status Client::DecodeProtobuf(const std::string& bytes, Message* out) {
