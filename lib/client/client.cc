@@ -198,6 +198,9 @@ std::unique_ptr<Client> Client::Connect(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Each client its own connection: channels with equal arguments otherwise share one subchannel,
+  // and a new client would inherit another's failure backoff.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return std::make_unique<Client>(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
