@@ -1,0 +1,205 @@
+// capstan-controller-manager: runs the level-triggered controllers (ReplicaSet, Deployment,
+// garbage collector, namespace) against the apiserver. Several replicas may run; a Lease elects
+// the one that reconciles. A replica that loses its lease exits at once, as kube-controller-manager
+// does, so that it can never act on a stale view next to the new leader.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "lib/client/client.h"
+#include "lib/client/event_recorder.h"
+#include "lib/client/leader_election.h"
+#include "lib/client/shared_informer_factory.h"
+#include "lib/metrics/http_server.h"
+#include "services/controller-manager/controllers.h"
+
+ABSL_FLAG(std::string, server, "", "apiserver gRPC address; default: from ~/.capstan/config");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:10257",
+          "HTTP address of /metrics, /healthz and /readyz; port 0 picks a free one");
+ABSL_FLAG(std::string, address_file, "", "When set, `metrics=HOST:PORT` is written here once up");
+ABSL_FLAG(std::string, controllers, "", "Comma-separated controllers to run; empty: all");
+ABSL_FLAG(int, workers, 5, "Reconcile workers per controller");
+ABSL_FLAG(bool, leader_elect, true, "Elect a leader on a Lease before reconciling");
+ABSL_FLAG(std::string, leader_elect_identity, "", "This replica's identity; default: host_random");
+ABSL_FLAG(absl::Duration, leader_elect_lease_duration, absl::Seconds(15), "Lease duration");
+ABSL_FLAG(absl::Duration, leader_elect_renew_deadline, absl::Seconds(10),
+          "A leader that cannot renew for this long stops");
+ABSL_FLAG(absl::Duration, leader_elect_retry_period, absl::Seconds(2), "Acquire/renew interval");
+
+namespace capstan::controllermanager {
+namespace {
+
+// Runs the controllers until Stop(): one shared informer factory, one thread per controller.
+class ControllerRunner {
+ public:
+  ControllerRunner(client::Client* client, client::EventRecorder* recorder,
+                   prometheus::Registry* registry, std::vector<std::string> names, int workers)
+      : factory_(client) {
+    ctx_.client = client;
+    ctx_.informers = &factory_;
+    ctx_.recorder = recorder;
+    ctx_.registry = registry;
+    ctx_.workers = workers;
+    names_ = std::move(names);
+  }
+
+  absl::Status Start() {
+    absl::StatusOr<std::vector<std::unique_ptr<RunnableController>>> made =
+        NewControllers(ctx_, names_);
+    if (!made.ok()) return made.status();
+    controllers_ = std::move(*made);
+    factory_.Start();
+    for (auto& c : controllers_) {
+      fprintf(stderr, "capstan-controller-manager: starting %s controller\n", c->name());
+      threads_.emplace_back([c = c.get()] { c->Run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  void Stop() {
+    for (auto& c : controllers_) c->Stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    factory_.Stop();
+  }
+
+  bool Synced() { return factory_.WaitForCacheSync(absl::ZeroDuration()); }
+
+ private:
+  client::SharedInformerFactory factory_;
+  ControllerContext ctx_;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<RunnableController>> controllers_;
+  std::vector<std::thread> threads_;
+};
+
+std::string Hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+int Main() {
+  std::string server = absl::GetFlag(FLAGS_server);
+  if (server.empty()) {
+    absl::StatusOr<client::Config> config = client::LoadConfig();
+    if (!config.ok()) {
+      fprintf(stderr, "capstan-controller-manager: no --server and no client config: %s\n",
+              std::string(config.status().message()).c_str());
+      return 2;
+    }
+    server = config->server;
+  }
+  std::vector<std::string> names;
+  for (absl::string_view n : absl::StrSplit(absl::GetFlag(FLAGS_controllers), ',', absl::SkipEmpty())) {
+    names.emplace_back(n);
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<client::Client> client = client::Client::Connect(server);
+  auto registry = std::make_shared<prometheus::Registry>();
+  client::EventRecorder recorder(client.get(), "controller-manager", Hostname());
+  ControllerRunner runner(client.get(), &recorder, registry.get(), names,
+                          absl::GetFlag(FLAGS_workers));
+  std::atomic<bool> leading{false};
+
+  metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));
+  metrics::AddStandardHandlers(
+      &http, registry, [] { return absl::OkStatus(); },
+      [&] {
+        // A standby is ready too: it is doing its job, which is waiting.
+        return absl::OkStatus();
+      });
+  if (absl::Status s = http.Start(); !s.ok()) {
+    fprintf(stderr, "capstan-controller-manager: metrics listener: %s\n",
+            std::string(s.message()).c_str());
+    return 1;
+  }
+  if (std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {
+    std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << "metrics=127.0.0.1:" << http.port() << "\n";
+    rename(tmp.c_str(), path.c_str());
+  }
+
+  std::atomic<bool> shutting_down{false};
+  auto start = [&] {
+    leading = true;
+    if (absl::Status s = runner.Start(); !s.ok()) {
+      fprintf(stderr, "capstan-controller-manager: %s\n", std::string(s.message()).c_str());
+      _exit(2);
+    }
+  };
+  std::unique_ptr<client::LeaderElector> elector;
+  std::thread election;
+  if (absl::GetFlag(FLAGS_leader_elect)) {
+    client::LeaderElectionConfig config;
+    config.lease_namespace = "kube-system";
+    config.lease_name = "capstan-controller-manager";
+    config.identity = absl::GetFlag(FLAGS_leader_elect_identity);
+    if (config.identity.empty()) config.identity = client::LeaderElectionConfig::DefaultIdentity();
+    config.lease_duration = absl::GetFlag(FLAGS_leader_elect_lease_duration);
+    config.renew_deadline = absl::GetFlag(FLAGS_leader_elect_renew_deadline);
+    config.retry_period = absl::GetFlag(FLAGS_leader_elect_retry_period);
+    config.on_started_leading = [&] {
+      fprintf(stderr, "capstan-controller-manager: %s is the leader\n", config.identity.c_str());
+      start();
+    };
+    config.on_stopped_leading = [&] {
+      if (shutting_down) return;
+      // Exit rather than stop in place: nothing of this replica may act after the lease is lost.
+      fprintf(stderr, "capstan-controller-manager: leader election lost\n");
+      _exit(1);
+    };
+    config.on_new_leader = [](const std::string& id) {
+      fprintf(stderr, "capstan-controller-manager: the leader is %s\n", id.c_str());
+    };
+    if (absl::Status s = config.Validate(); !s.ok()) {
+      fprintf(stderr, "capstan-controller-manager: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    elector = std::make_unique<client::LeaderElector>(client.get(), config);
+    election = std::thread([&] { elector->Run(); });
+  } else {
+    start();
+  }
+  fprintf(stderr, "capstan-controller-manager: talking to %s, metrics on port %d\n",
+          server.c_str(), http.port());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  fprintf(stderr, "capstan-controller-manager: signal %d, shutting down\n", sig);
+  shutting_down = true;
+  if (leading) runner.Stop();
+  if (elector != nullptr) {
+    elector->Stop();  // releases the lease so a standby takes over at once
+    election.join();
+  }
+  recorder.Flush(absl::Seconds(2));
+  http.Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace capstan::controllermanager
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil leaves absl::Mutex deadlock detection on (a global lock in every lock).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return capstan::controllermanager::Main();
+}
