@@ -1,5 +1,7 @@
 #include "lib/client/event_recorder.h"
 
+#include "nlohmann/json.hpp"
+
 #include <cstdio>
 #include <random>
 #include <utility>
@@ -55,8 +57,31 @@ std::string EventCorrelator::Key(const CoreEvent& event) {
                       event.reason(), "\x1f", event.message());
 }
 
+std::string EventCorrelator::SimilarKey(const CoreEvent& event) {
+  const ObjectReference& o = event.involved_object();
+  return absl::StrCat(event.source().component(), "\x1f", event.source().host(), "\x1f",
+                      o.api_version(), "\x1f", o.kind(), "\x1f", o.namespace_(), "\x1f", o.name(),
+                      "\x1f", o.uid(), "\x1f", o.field_path(), "\x1f", event.type(), "\x1f",
+                      event.reason());
+}
+
+std::string EventCorrelator::Aggregate(CoreEvent* event, absl::Time now) {
+  std::string similar_key = SimilarKey(*event);
+  if (similar_.size() > max_entries_) similar_.clear();
+  Similar& similar = similar_[similar_key];
+  if (now - similar.last_seen > window_) similar.messages.clear();
+  similar.last_seen = now;
+  if (similar.messages.count(event->message()) ||
+      similar.messages.size() < kMaxSimilarMessages) {
+    similar.messages.insert(event->message());
+    return Key(*event);
+  }
+  event->set_message(absl::StrCat("(combined from similar events): ", event->message()));
+  return absl::StrCat(similar_key, "\x1f(combined)");
+}
+
 bool EventCorrelator::Observe(CoreEvent* event, absl::Time now) {
-  std::string key = Key(*event);
+  std::string key = Aggregate(event, now);
   auto it = entries_.find(key);
   if (it != entries_.end()) {
     Entry& entry = *it->second;
@@ -249,8 +274,11 @@ absl::Status EventRecorder::WriteOnce(const CoreEvent& event, bool update) {
   if (update) {
     PatchOptions patch_options;
     patch_options.timeout = options_.write_timeout;
-    std::string patch = absl::StrCat("{\"count\":", event.count(), ",\"lastTimestamp\":\"",
-                                     FormatTime(event.last_timestamp()), "\"}");
+    // The message too: a combined event carries the latest of the messages it folds.
+    nlohmann::json patch_json = {{"count", event.count()},
+                                 {"lastTimestamp", FormatTime(event.last_timestamp())},
+                                 {"message", event.message()}};
+    std::string patch = patch_json.dump();
     absl::StatusOr<CoreEvent> patched = client_->Patch<CoreEvent>(
         event.metadata().namespace_(), event.metadata().name(), PatchType::kMerge, patch,
         patch_options);

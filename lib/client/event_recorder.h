@@ -30,6 +30,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -65,6 +66,12 @@ class EventCorrelator {
 
   // The key of an event: source, involved object, type, reason and message.
   static std::string Key(const capstan::core::v1::Event& event);
+  // The same without the message: what makes events "similar" (Kubernetes' EventAggregator).
+  static std::string SimilarKey(const capstan::core::v1::Event& event);
+  // After this many distinct messages of similar events within the window, further ones are
+  // folded into one Event "(combined from similar events): <latest message>" with a count, so a
+  // ReplicaSet creating 10,000 pods writes a handful of Events, not 10,000.
+  static constexpr size_t kMaxSimilarMessages = 10;
 
   // event: a new event (metadata.name a fresh name, count 1) that happened at now. When an
   // identical event was seen within the window before now, rewrites event to update that one
@@ -84,10 +91,21 @@ class EventCorrelator {
     capstan::meta::v1::Time first_timestamp;
     absl::Time last_seen;
   };
+  struct Similar {
+    std::unordered_set<std::string> messages;  // at most kMaxSimilarMessages
+    absl::Time last_seen;
+  };
+  // Rewrites event into its combined form when it has too many similar siblings; returns the key
+  // under which it is then correlated.
+  std::string Aggregate(capstan::core::v1::Event* event, absl::Time now);
+  void Remember(std::string key, const capstan::core::v1::Event& event, absl::Time now);
+
   const size_t max_entries_;
   const absl::Duration window_;
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
+  // Similar events by SimilarKey; bounded like entries_ (cleared when it grows past max_entries_).
+  std::unordered_map<std::string, Similar> similar_;
 };
 
 class EventRecorder {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace capstan::client {
@@ -77,6 +78,34 @@ TEST(EventCorrelator, DifferentFieldsMakeDifferentEvents) {
   uid.mutable_involved_object()->set_uid("another");
   EXPECT_FALSE(c.Observe(&uid, kT0));
   EXPECT_EQ(c.size(), 6u);
+}
+
+TEST(EventCorrelator, ManySimilarEventsAreCombinedIntoOne) {
+  EventCorrelator c(4096, absl::Minutes(10));
+  // The first kMaxSimilarMessages distinct messages are events of their own.
+  for (size_t i = 0; i < EventCorrelator::kMaxSimilarMessages; ++i) {
+    Event e = NewEvent("rs", "SuccessfulCreate", absl::StrCat("Created pod: p", i), kT0);
+    EXPECT_FALSE(c.Observe(&e, kT0)) << i;
+    EXPECT_EQ(e.message(), absl::StrCat("Created pod: p", i));
+  }
+  // Further ones fold into one combined event whose count grows.
+  Event combined = NewEvent("rs", "SuccessfulCreate", "Created pod: p10", kT0);
+  EXPECT_FALSE(c.Observe(&combined, kT0));
+  EXPECT_EQ(combined.message(), "(combined from similar events): Created pod: p10");
+  for (int i = 11; i < 100; ++i) {
+    Event e = NewEvent("rs", "SuccessfulCreate", absl::StrCat("Created pod: p", i), kT0);
+    EXPECT_TRUE(c.Observe(&e, kT0)) << i;
+    EXPECT_EQ(e.metadata().name(), combined.metadata().name());
+    EXPECT_EQ(e.count(), i - 9);
+    EXPECT_EQ(e.message(), absl::StrCat("(combined from similar events): Created pod: p", i));
+  }
+  // A repeat of an early message is still its own event; another reason is not combined.
+  Event repeat = NewEvent("rs", "SuccessfulCreate", "Created pod: p3", kT0);
+  EXPECT_TRUE(c.Observe(&repeat, kT0));
+  EXPECT_EQ(repeat.count(), 2);
+  Event other = NewEvent("rs", "SuccessfulDelete", "Deleted pod: p1", kT0);
+  EXPECT_FALSE(c.Observe(&other, kT0));
+  EXPECT_EQ(other.message(), "Deleted pod: p1");
 }
 
 TEST(EventCorrelator, AfterTheWindowANewEventStarts) {

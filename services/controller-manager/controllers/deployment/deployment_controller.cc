@@ -1,9 +1,11 @@
 #include "services/controller-manager/controllers/deployment/deployment_controller.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/api/errors.h"
 #include "lib/api/labels.h"
@@ -84,36 +86,84 @@ void DeploymentController::EnqueueForReplicaSet(const ReplicaSet& rs) {
   }
 }
 
+void DeploymentController::RememberWrites(const std::string& key, std::vector<Write> writes) {
+  if (writes.empty()) return;
+  absl::MutexLock lock(&mu_);
+  auto& pending = writes_[key];
+  for (Write& w : writes) pending.push_back(std::move(w));
+}
+
+bool DeploymentController::CacheHoldsWrites(const std::string& key) {
+  constexpr absl::Duration kStaleWriteTimeout = absl::Seconds(10);
+  const std::string ns = client::SplitObjectKey(key).first;
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  auto it = writes_.find(key);
+  if (it == writes_.end()) return true;
+  std::vector<Write>& pending = it->second;
+  pending.erase(std::remove_if(pending.begin(), pending.end(),
+                               [&](const Write& w) {
+                                 if (now - w.at > kStaleWriteTimeout) return true;
+                                 auto cached = replica_sets_.lister().Get(ns, w.name);
+                                 if (w.resource_version == 0) return cached == nullptr;
+                                 int64_t rv = 0;
+                                 return cached != nullptr &&
+                                        absl::SimpleAtoi(cached->metadata().resource_version(),
+                                                         &rv) &&
+                                        rv >= w.resource_version;
+                               }),
+                pending.end());
+  if (!pending.empty()) return false;
+  writes_.erase(it);
+  return true;
+}
+
 absl::StatusOr<client::ReconcileResult> DeploymentController::Reconcile(const std::string& key) {
   auto [ns, name] = client::SplitObjectKey(key);
   std::shared_ptr<const Deployment> cached = deployments_.lister().Get(ns, name);
   if (cached == nullptr) return client::ReconcileResult{};  // gone: its ReplicaSets are the GC's
+  // The ReplicaSet events that bring the cache up to date enqueue the deployment again; the
+  // requeue is a safety net.
+  if (!CacheHoldsWrites(key)) return client::ReconcileResult{.requeue_after = absl::Milliseconds(100)};
   std::vector<ReplicaSet> replica_sets;
   for (const auto& rs : replica_sets_.lister().ListNamespace(ns)) replica_sets.push_back(*rs);
 
   deployment::Plan plan = deployment::PlanRollout(*cached, replica_sets, clock_->Now());
 
+  std::vector<Write> writes;
   for (const deployment::ReplicaSetAction& action : plan.actions) {
     const ReplicaSet& rs = action.replica_set;
-    absl::Status status;
+    absl::StatusOr<ReplicaSet> written;
     switch (action.type) {
       case deployment::ReplicaSetAction::Type::kCreate:
-        status = context_.client->Create(rs).status();
+        written = context_.client->Create(rs);
         break;
       case deployment::ReplicaSetAction::Type::kUpdate:
-        status = context_.client->Update(rs).status();
+        written = context_.client->Update(rs);
         break;
       case deployment::ReplicaSetAction::Type::kDelete: {
         client::DeleteOptions options;
         options.precondition_uid = rs.metadata().uid();
-        status = context_.client->Delete<ReplicaSet>(ns, rs.metadata().name(), options).status();
-        if (api::Reason(status) == "NotFound") status = absl::OkStatus();
+        written = context_.client->Delete<ReplicaSet>(ns, rs.metadata().name(), options);
+        if (api::Reason(written.status()) == "NotFound") written = ReplicaSet();
         break;
       }
     }
+    if (written.ok()) {
+      int64_t rv = 0;
+      if (action.type != deployment::ReplicaSetAction::Type::kDelete &&
+          !absl::SimpleAtoi(written->metadata().resource_version(), &rv)) {
+        rv = 0;
+      }
+      writes.push_back({rs.metadata().name(), rv, clock_->Now()});
+    }
     // The rest of the plan depends on this write: replan from the caches (with backoff).
-    if (!status.ok()) return status;
+    if (!written.ok()) {
+      RememberWrites(key, std::move(writes));
+      return written.status();
+    }
   }
+  RememberWrites(key, std::move(writes));
   if (context_.recorder != nullptr) {
     for (const deployment::PlannedEvent& event : plan.events) {
       context_.recorder->Event(*cached, event.type, event.reason, event.message);

@@ -18,7 +18,14 @@
 #ifndef CAPSTAN_SERVICES_CONTROLLER_MANAGER_CONTROLLERS_DEPLOYMENT_DEPLOYMENT_CONTROLLER_H_
 #define CAPSTAN_SERVICES_CONTROLLER_MANAGER_CONTROLLERS_DEPLOYMENT_DEPLOYMENT_CONTROLLER_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #include "absl/status/statusor.h"
 #include "lib/client/clock.h"
@@ -50,12 +57,26 @@ class DeploymentController : public RunnableController, private client::Reconcil
   // The controlling Deployment of rs, or for an orphan every Deployment that selects it.
   void EnqueueForReplicaSet(const capstan::apps::v1::ReplicaSet& rs);
 
+  // A plan is only as good as the cache it reads: after this controller writes a ReplicaSet, the
+  // deployment is not reconciled again until the cache holds that write (or kStaleWriteTimeout
+  // passed), so one ReplicaSet is never sized from a stale view of another.
+  struct Write {
+    std::string name;
+    int64_t resource_version = 0;  // 0: a delete (the cache must no longer have it)
+    absl::Time at;
+  };
+  bool CacheHoldsWrites(const std::string& key);
+  void RememberWrites(const std::string& key, std::vector<Write> writes);
+
   // Constant after construction.
   ControllerContext context_;
   client::Clock* const clock_;
   client::Informer<capstan::apps::v1::Deployment> deployments_;
   client::Informer<capstan::apps::v1::ReplicaSet> replica_sets_;
-  client::Controller controller_;  // thread-safe itself
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::vector<Write>> writes_ ABSL_GUARDED_BY(mu_);
+
+  client::Controller controller_;  // thread-safe itself; last: its workers use the above
 };
 
 }  // namespace capstan::controllermanager
