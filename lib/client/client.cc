@@ -38,6 +38,20 @@ std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) {
   return context;
 }
 
+// Makes one unary call whose answer is an object, and returns the object's bytes.
+template <typename Request>
+absl::StatusOr<std::string> CallForObject(
+    apiv1::Resources::Stub* stub,
+    grpc::Status (apiv1::Resources::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                   apiv1::ObjectResponse*),
+    const Request& request, absl::Duration timeout) {
+  apiv1::ObjectResponse response;
+  auto context = NewContext(timeout);
+  absl::Status s = api::FromGrpcStatus((stub->*method)(context.get(), request, &response));
+  if (!s.ok()) return s;
+  return std::move(*response.mutable_object());
+}
+
 apiv1::PatchType ToProto(PatchType type) {
   return type == PatchType::kJson ? apiv1::JSON_PATCH : apiv1::MERGE_PATCH;
 }
@@ -221,11 +235,7 @@ absl::StatusOr<std::string> Client::CreateRaw(const api::ResourceInfo& info, abs
   request.set_object(std::string(object));
   request.set_encoding(encoding);
   request.set_dry_run(options.dry_run);
-  apiv1::ObjectResponse response;
-  auto context = NewContext(options.timeout);
-  absl::Status s = api::FromGrpcStatus(stub_->Create(context.get(), request, &response));
-  if (!s.ok()) return s;
-  return std::move(*response.mutable_object());
+  return CallForObject(stub_.get(), &apiv1::Resources::Stub::Create, request, options.timeout);
 }
 
 absl::StatusOr<std::string> Client::GetRaw(const api::ResourceInfo& info, absl::string_view ns,
@@ -235,11 +245,7 @@ absl::StatusOr<std::string> Client::GetRaw(const api::ResourceInfo& info, absl::
   SetRef(info, ns, request.mutable_resource());
   request.set_name(std::string(name));
   request.set_encoding(encoding);
-  apiv1::ObjectResponse response;
-  auto context = NewContext(options.timeout);
-  absl::Status s = api::FromGrpcStatus(stub_->Get(context.get(), request, &response));
-  if (!s.ok()) return s;
-  return std::move(*response.mutable_object());
+  return CallForObject(stub_.get(), &apiv1::Resources::Stub::Get, request, options.timeout);
 }
 
 absl::StatusOr<ObjectList<std::string>> Client::ListRaw(const api::ResourceInfo& info,
@@ -277,13 +283,10 @@ absl::StatusOr<std::string> Client::UpdateRaw(const api::ResourceInfo& info, abs
   request.set_object(std::string(object));
   request.set_encoding(encoding);
   request.set_dry_run(options.dry_run);
-  apiv1::ObjectResponse response;
-  auto context = NewContext(options.timeout);
-  grpc::Status g = status ? stub_->UpdateStatus(context.get(), request, &response)
-                          : stub_->Update(context.get(), request, &response);
-  absl::Status s = api::FromGrpcStatus(g);
-  if (!s.ok()) return s;
-  return std::move(*response.mutable_object());
+  return CallForObject(stub_.get(),
+                       status ? &apiv1::Resources::Stub::UpdateStatus
+                              : &apiv1::Resources::Stub::Update,
+                       request, options.timeout);
 }
 
 absl::StatusOr<std::string> Client::PatchRaw(const api::ResourceInfo& info, absl::string_view ns,
@@ -299,11 +302,7 @@ absl::StatusOr<std::string> Client::PatchRaw(const api::ResourceInfo& info, absl
   request.set_encoding(encoding);
   request.set_status(options.status);
   request.set_dry_run(options.dry_run);
-  apiv1::ObjectResponse response;
-  auto context = NewContext(options.timeout);
-  absl::Status s = api::FromGrpcStatus(stub_->Patch(context.get(), request, &response));
-  if (!s.ok()) return s;
-  return std::move(*response.mutable_object());
+  return CallForObject(stub_.get(), &apiv1::Resources::Stub::Patch, request, options.timeout);
 }
 
 absl::StatusOr<std::string> Client::DeleteRaw(const api::ResourceInfo& info, absl::string_view ns,
@@ -320,11 +319,7 @@ absl::StatusOr<std::string> Client::DeleteRaw(const api::ResourceInfo& info, abs
   request.set_propagation_policy(options.propagation_policy);
   request.set_encoding(encoding);
   request.set_dry_run(options.dry_run);
-  apiv1::ObjectResponse response;
-  auto context = NewContext(options.timeout);
-  absl::Status s = api::FromGrpcStatus(stub_->Delete(context.get(), request, &response));
-  if (!s.ok()) return s;
-  return std::move(*response.mutable_object());
+  return CallForObject(stub_.get(), &apiv1::Resources::Stub::Delete, request, options.timeout);
 }
 
 std::unique_ptr<RawWatchStream> Client::WatchRaw(const api::ResourceInfo& info,
