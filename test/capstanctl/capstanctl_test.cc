@@ -6,17 +6,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "absl/time/clock.h"
 #include "lib/client/client.h"
+#include "proto/apps_v1.pb.h"
+#include "proto/core_v1.pb.h"
 #include "test/harness/apiserver_process.h"
 
 namespace capstan {
@@ -259,6 +266,164 @@ TEST_F(CapstanctlTest, ApiResourcesAndVersion) {
   r = Ctl({"version"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("Client Version: "));
+}
+
+// rollout against the real controller-manager binary, in a suite of its own (its own apiserver,
+// so the controllers leave the other suites' deployments alone). No kubelet runs: a thread plays
+// one, marking every pod Running and Ready, so that rollouts complete.
+class RolloutTest : public CapstanctlTest {
+ protected:
+  void SetUp() override {
+    manager_ = std::make_unique<testing::ServiceProcess>(
+        "services/controller-manager/capstan-controller-manager",
+        std::vector<std::string>{"--server=" + server_->grpc_address(),
+                                 "--metrics_listen=127.0.0.1:0", "--leader_elect=false"});
+    absl::Status s = manager_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+    kubelet_ = std::thread([this] { MarkPodsReady(); });
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (kubelet_.joinable()) kubelet_.join();
+    manager_.reset();
+  }
+
+  void MarkPodsReady() {
+    std::unique_ptr<client::Client> c = client::Client::Connect(server_->grpc_address());
+    while (!stop_) {
+      auto pods = c->List<core::v1::Pod>("default");
+      if (pods.ok()) {
+        for (core::v1::Pod& pod : pods->items) {
+          if (pod.metadata().has_deletion_timestamp() || pod.status().phase() == "Running") {
+            continue;
+          }
+          pod.mutable_status()->set_phase("Running");
+          pod.mutable_status()->clear_conditions();
+          auto* ready = pod.mutable_status()->add_conditions();
+          ready->set_type("Ready");
+          ready->set_status("True");
+          ready->mutable_last_transition_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+          (void)c->UpdateStatus(pod);  // a Conflict is retried on the next pass
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  std::string Image() {
+    Result r = Ctl({"get", "deploy", "web", "-o",  "json"});
+    size_t at = r.out.find("\"image\": \"");
+    if (at == std::string::npos) return "";
+    at += 10;
+    return r.out.substr(at, r.out.find('"', at) - at);
+  }
+
+  static std::string Manifest(const std::string& image) {
+    return absl::StrCat(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"
+        "spec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n"
+        "  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec:\n      containers:\n      - {name: web, image: \"",
+        image, "\"}\n");
+  }
+
+  std::unique_ptr<testing::ServiceProcess> manager_;
+  std::thread kubelet_;
+  std::atomic<bool> stop_{false};
+};
+
+TEST_F(RolloutTest, StatusHistoryUndoPauseResume) {
+  Result r = Ctl({"apply", "-f", "-"}, Manifest("nginx:1.24"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctl({"rollout", "status", "deployment/web", "--timeout=60s"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out << manager_->log();
+  EXPECT_TRUE(absl::EndsWith(r.out, "deployment \"web\" successfully rolled out\n")) << r.out;
+
+  r = Ctl({"apply", "-f", "-"}, Manifest("nginx:1.25"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/web configured\n");
+  r = Ctl({"rollout", "status", "deploy", "web", "--timeout", "60s"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out << manager_->log();
+  EXPECT_TRUE(absl::EndsWith(r.out, "deployment \"web\" successfully rolled out\n")) << r.out;
+
+  r = Ctl({"rollout", "history", "deployment/web"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "deployment.apps/web\n"
+            "REVISION  CHANGE-CAUSE\n"
+            "1         <none>\n"
+            "2         <none>\n"
+            "\n");
+
+  // Back to revision 1 (the previous one): the old template comes back, as revision 3.
+  r = Ctl({"rollout", "undo", "deployment/web"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/web rolled back\n");
+  EXPECT_EQ(Image(), "nginx:1.24");
+  r = Ctl({"rollout", "status", "deployment/web", "--timeout=60s"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out << manager_->log();
+  EXPECT_TRUE(absl::EndsWith(r.out, "deployment \"web\" successfully rolled out\n")) << r.out;
+  r = Ctl({"rollout", "history", "deployment/web"});
+  EXPECT_THAT(r.out, HasSubstr("2         <none>\n3         <none>\n")) << r.out;
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("1         <none>"))) << r.out;
+
+  // Rolling back to the revision it already runs changes nothing.
+  r = Ctl({"rollout", "undo", "deployment/web", "--to-revision=3"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "deployment.apps/web skipped rollback (current template already matches revision 3)\n");
+
+  r = Ctl({"rollout", "undo", "deployment/web", "--to-revision=9"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "error: unable to find specified revision 9 in history\n");
+  EXPECT_EQ(Image(), "nginx:1.24");
+
+  r = Ctl({"rollout", "pause", "deployment/web"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/web paused\n");
+  r = Ctl({"rollout", "pause", "deployment/web"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "error: deployments.apps \"web\" is already paused\n");
+  r = Ctl({"rollout", "undo", "deployment/web"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "error: you cannot rollback a paused deployment; resume it first with 'capstanctl "
+            "rollout resume deployment/web' and try again\n");
+  EXPECT_EQ(Image(), "nginx:1.24");
+
+  r = Ctl({"rollout", "resume", "deploy/web"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/web resumed\n");
+  r = Ctl({"rollout", "undo", "deployment/web", "--to-revision=2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "deployment.apps/web rolled back\n");
+  EXPECT_EQ(Image(), "nginx:1.25");
+  r = Ctl({"rollout", "status", "deployment/web", "--timeout=60s"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+}
+
+TEST_F(RolloutTest, Errors) {
+  Result r = Ctl({"rollout", "status", "deployment/missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "Error from server (NotFound): deployments.apps \"missing\" not found\n");
+  r = Ctl({"rollout", "undo", "deployment/missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  r = Ctl({"rollout", "sideways", "deployment/web"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = Ctl({"rollout", "undo"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = Ctl({"rollout", "status", "pods/x"});
+  EXPECT_EQ(r.exit_code, 1);
+
+  // Never-ready pods (no kubelet for this one: its pods are never marked) time out.
+  stop_ = true;
+  kubelet_.join();
+  r = Ctl({"apply", "-f", "-"}, absl::StrReplaceAll(Manifest("busybox"), {{"web", "slow"}}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctl({"rollout", "status", "deployment/slow", "--timeout=2s"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(r.err, "error: timed out waiting for the condition\n");
+  EXPECT_THAT(r.out, HasSubstr("Waiting for deployment \"slow\" rollout to finish: "));
 }
 
 }  // namespace

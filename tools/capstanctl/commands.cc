@@ -17,6 +17,7 @@
 #include "tools/capstanctl/apply.h"
 #include "tools/capstanctl/manifests.h"
 #include "tools/capstanctl/printers.h"
+#include "tools/capstanctl/rollout.h"
 
 namespace capstan::capstanctl {
 namespace {
@@ -39,6 +40,10 @@ constexpr char kUsage[] =
     "  capstanctl delete (KIND NAME... | -f FILENAME) [-n NS] [--grace-period N]\n"
     "                 [--cascade=background|foreground|orphan]\n"
     "  capstanctl describe KIND NAME [-n NS]\n"
+    "  capstanctl rollout undo deployment/NAME [--to-revision=N] [-n NS]\n"
+    "  capstanctl rollout history deployment/NAME [--revision=N] [-n NS]\n"
+    "  capstanctl rollout status deployment/NAME [--timeout=DURATION] [-n NS]\n"
+    "  capstanctl rollout pause|resume deployment/NAME [-n NS]\n"
     "  capstanctl api-resources\n"
     "  capstanctl version\n"
     "\n"
@@ -62,7 +67,8 @@ constexpr FlagSpec kFlagSpecs[] = {
     {"output", "o", FlagKind::kString},        {"watch", "w", FlagKind::kBool},
     {"chunk-size", "", FlagKind::kString},     {"filename", "f", FlagKind::kString},
     {"grace-period", "", FlagKind::kString},   {"cascade", "", FlagKind::kString},
-    {"help", "h", FlagKind::kBool},
+    {"to-revision", "", FlagKind::kString},    {"revision", "", FlagKind::kString},
+    {"timeout", "", FlagKind::kString},        {"help", "h", FlagKind::kBool},
 };
 
 const FlagSpec* FindFlag(absl::string_view name, bool is_short) {
@@ -94,7 +100,9 @@ absl::Status SetFlag(const FlagSpec& spec, const std::string& value, bool has_va
   if (name == "output") flags->output = value;
   if (name == "filename") flags->filenames.push_back(value);
   if (name == "cascade") flags->cascade = value;
-  if (name == "chunk-size" || name == "grace-period") {
+  if (name == "timeout") flags->timeout = value;
+  if (name == "chunk-size" || name == "grace-period" || name == "to-revision" ||
+      name == "revision") {
     int64_t n;
     if (!absl::SimpleAtoi(value, &n)) {
       return absl::InvalidArgumentError(
@@ -102,6 +110,13 @@ absl::Status SetFlag(const FlagSpec& spec, const std::string& value, bool has_va
     }
     if (name == "chunk-size") flags->chunk_size = n;
     if (name == "grace-period" && n >= 0) flags->grace_period = n;
+    if (name == "to-revision" || name == "revision") {
+      if (n < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid argument \"", value, "\" for \"--", name, "\": must be >= 0"));
+      }
+      (name == "to-revision" ? flags->to_revision : flags->revision) = n;
+    }
   }
   return absl::OkStatus();
 }
@@ -122,6 +137,9 @@ class Ctl {
   int Describe(const std::vector<std::string>& args);
   int ApiResources();
   int Version();
+  int Rollout(const std::vector<std::string>& args) {
+    return capstanctl::Rollout(*client_, server_, flags_, args, out_, err_);
+  }
 
  private:
   // "Error from server (NotFound): pods "x" not found", or a client-side failure.
@@ -694,7 +712,7 @@ int Run(const std::vector<std::string>& argv, std::istream& in, std::ostream& ou
     return inv->flags.help || inv->command == "help" ? kExitOk : kExitUsage;
   }
   static const char* const kCommands[] = {"apply",         "get",     "delete", "describe",
-                                          "api-resources", "version"};
+                                          "api-resources", "version", "rollout"};
   if (std::find(std::begin(kCommands), std::end(kCommands), inv->command) == std::end(kCommands)) {
     err << "error: unknown command \"" << inv->command << "\" for \"capstanctl\"\n" << kUsage;
     return kExitUsage;
@@ -711,6 +729,7 @@ int Run(const std::vector<std::string>& argv, std::istream& in, std::ostream& ou
   if (c == "delete") return ctl.Delete(inv->args);
   if (c == "describe") return ctl.Describe(inv->args);
   if (c == "api-resources") return ctl.ApiResources();
+  if (c == "rollout") return ctl.Rollout(inv->args);
   return ctl.Version();
 }
 

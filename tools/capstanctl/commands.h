@@ -31,6 +31,9 @@ struct Flags {
   std::vector<std::string> filenames;    // -f
   std::optional<int64_t> grace_period;   // --grace-period (negative: the object's own)
   std::string cascade = "background";    // --cascade
+  int64_t to_revision = 0;        // --to-revision (rollout undo); 0: the previous revision
+  int64_t revision = 0;           // --revision (rollout history); 0: the whole history
+  std::string timeout;            // --timeout (rollout status), a duration; "" or 0: forever
   bool help = false;
 };
 

@@ -6,6 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "tools/capstanctl/manifests.h"
+#include "tools/capstanctl/rollout.h"
 
 namespace capstan::capstanctl {
 namespace {
@@ -87,6 +88,69 @@ TEST(ManifestsTest, Errors) {
   std::istringstream scalar_list("- 1\n- 2\n");
   EXPECT_FALSE(ReadManifests("-", scalar_list).ok());
   EXPECT_EQ(ReadManifests("/nonexistent/file.yaml", in).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ParseArgsTest, RolloutFlags) {
+  absl::StatusOr<Invocation> inv =
+      ParseArgs({"rollout", "undo", "deployment/web", "--to-revision=3", "--timeout", "1m"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, "rollout");
+  EXPECT_EQ(inv->args, (std::vector<std::string>{"undo", "deployment/web"}));
+  EXPECT_EQ(inv->flags.to_revision, 3);
+  EXPECT_EQ(inv->flags.timeout, "1m");
+  EXPECT_FALSE(ParseArgs({"rollout", "undo", "deploy/web", "--to-revision=x"}).ok());
+  EXPECT_FALSE(ParseArgs({"rollout", "undo", "deploy/web", "--to-revision=-1"}).ok());
+}
+
+capstan::apps::v1::Deployment RolloutDeployment(int64_t generation, int64_t observed,
+                                                int32_t replicas, int32_t total, int32_t updated,
+                                                int32_t available) {
+  capstan::apps::v1::Deployment d;
+  d.mutable_metadata()->set_name("web");
+  d.mutable_metadata()->set_generation(generation);
+  d.mutable_spec()->set_replicas(replicas);
+  d.mutable_status()->set_observed_generation(observed);
+  d.mutable_status()->set_replicas(total);
+  d.mutable_status()->set_updated_replicas(updated);
+  d.mutable_status()->set_available_replicas(available);
+  return d;
+}
+
+TEST(RolloutStatusTest, KubectlMessages) {
+  auto message = [](const capstan::apps::v1::Deployment& d) {
+    absl::StatusOr<RolloutState> s = DeploymentRolloutState(d);
+    return s.ok() ? s->message + (s->done ? "[done]" : "") : std::string(s.status().message());
+  };
+  EXPECT_EQ(message(RolloutDeployment(2, 1, 3, 3, 3, 3)),
+            "Waiting for deployment spec update to be observed...\n");
+  EXPECT_EQ(message(RolloutDeployment(2, 2, 3, 4, 1, 3)),
+            "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been "
+            "updated...\n");
+  EXPECT_EQ(message(RolloutDeployment(2, 2, 3, 4, 3, 3)),
+            "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending "
+            "termination...\n");
+  EXPECT_EQ(message(RolloutDeployment(2, 2, 3, 3, 3, 1)),
+            "Waiting for deployment \"web\" rollout to finish: 1 of 3 updated replicas are "
+            "available...\n");
+  EXPECT_EQ(message(RolloutDeployment(2, 2, 3, 3, 3, 3)),
+            "deployment \"web\" successfully rolled out\n[done]");
+  capstan::apps::v1::Deployment stuck = RolloutDeployment(2, 2, 3, 4, 1, 3);
+  auto* c = stuck.mutable_status()->add_conditions();
+  c->set_type("Progressing");
+  c->set_status("False");
+  c->set_reason("ProgressDeadlineExceeded");
+  EXPECT_EQ(message(stuck), "deployment \"web\" exceeded its progress deadline");
+}
+
+TEST(RolloutHistoryTest, SortedWithChangeCause) {
+  std::vector<capstan::apps::v1::ReplicaSet> sets(3);
+  (*sets[0].mutable_metadata()->mutable_annotations())["deployment.kubernetes.io/revision"] = "10";
+  (*sets[1].mutable_metadata()->mutable_annotations())["deployment.kubernetes.io/revision"] = "2";
+  (*sets[1].mutable_metadata()->mutable_annotations())["kubernetes.io/change-cause"] = "bump";
+  EXPECT_EQ(RolloutHistoryTable(sets),
+            "REVISION  CHANGE-CAUSE\n"
+            "2         bump\n"
+            "10        <none>\n");
 }
 
 }  // namespace
