@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "lib/api/codec.h"
 #include "lib/api/errors.h"
+#include "proto/core_v1.pb.h"
 
 namespace capstan::apiserver {
 namespace {
@@ -345,6 +346,9 @@ grpc::Status ResourceService::Create(grpc::ServerContext*, const apiv1::CreateRe
   RequestTimer timer(metrics_, "create", request->resource());
   absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
   if (!info.ok()) return timer.Done(info.status());
+  if (!request->subresource().empty()) {
+    return timer.Done(CreateSubresource(**info, *request, response));
+  }
   absl::StatusOr<std::unique_ptr<Message>> object =
       DecodeObject(**info, request->object(), request->encoding());
   if (!object.ok()) return timer.Done(object.status());
@@ -354,6 +358,28 @@ grpc::Status ResourceService::Create(grpc::ServerContext*, const apiv1::CreateRe
   response->set_object(Encode(**created, request->encoding()));
   response->set_encoding(request->encoding());
   return timer.Done(absl::OkStatus());
+}
+
+absl::Status ResourceService::CreateSubresource(const api::ResourceInfo& info,
+                                                const apiv1::CreateRequest& request,
+                                                apiv1::ObjectResponse* response) {
+  if (info.kind != "Pod" || request.subresource() != "binding") {
+    return api::UnknownResource(info.group, info.version,
+                                absl::StrCat(info.resource, "/", request.subresource()));
+  }
+  capstan::core::v1::Binding binding;
+  if (request.encoding() == apiv1::JSON) {
+    absl::Status s = api::ParseJson(request.object(), &binding);
+    if (!s.ok()) return api::BadRequest(absl::StrCat("decoding Binding: ", s.message()));
+  } else if (!binding.ParseFromString(request.object())) {
+    return api::BadRequest("the body is not a valid protobuf encoding of Binding");
+  }
+  absl::StatusOr<ObjectPtr> bound =
+      store_->Bind(request.resource().namespace_(), request.name(), binding, request.dry_run());
+  if (!bound.ok()) return bound.status();
+  response->set_object(Encode(**bound, request.encoding()));
+  response->set_encoding(request.encoding());
+  return absl::OkStatus();
 }
 
 grpc::Status ResourceService::Get(grpc::ServerContext*, const apiv1::GetRequest* request,

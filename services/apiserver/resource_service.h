@@ -44,6 +44,9 @@ class ResourceService final
                                                     const grpc::ByteBuffer* request) override;
 
  private:
+  // POST .../NAME/SUBRESOURCE: pods/binding.
+  absl::Status CreateSubresource(const api::ResourceInfo& info, const apiv1::CreateRequest& request,
+                                 apiv1::ObjectResponse* response);
   grpc::Status DoUpdate(const apiv1::UpdateRequest* request, apiv1::ObjectResponse* response,
                         bool status);
 

@@ -22,6 +22,7 @@
 #include "google/protobuf/message.h"
 #include "lib/api/scheme.h"
 #include "lib/storage/store.h"
+#include "proto/core_v1.pb.h"
 #include "services/apiserver/watch_cache.h"
 
 namespace capstan::apiserver {
@@ -81,6 +82,11 @@ class ResourceStore {
   absl::StatusOr<ObjectPtr> Patch(const api::ResourceInfo& info, const std::string& ns,
                                   const std::string& name, PatchType type, const std::string& patch,
                                   bool status, bool dry_run);
+  // The pods/binding subresource: sets spec.nodeName of an unbound pod and its PodScheduled
+  // condition, in one write. Conflict when the pod is already bound (so two schedulers racing
+  // never bind a pod twice), or being deleted.
+  absl::StatusOr<ObjectPtr> Bind(const std::string& ns, const std::string& pod_name,
+                                 const capstan::core::v1::Binding& binding, bool dry_run);
   // Returns the object as deleted, or, when finalizers or a grace period keep it, as it now is
   // (with deletionTimestamp set).
   absl::StatusOr<ObjectPtr> Delete(const api::ResourceInfo& info, const std::string& ns,
@@ -99,6 +105,10 @@ class ResourceStore {
   void CloseWatches(absl::Status why);
 
  private:
+  // What an update may change: the object but not its status; only its status; or (for server
+  // subresources such as binding, which start from the stored object) both.
+  enum class UpdateScope { kMain, kStatus, kWhole };
+
   struct Resource {
     const api::ResourceInfo* info;
     std::unique_ptr<WatchCache> cache;
@@ -115,7 +125,7 @@ class ResourceStore {
       const api::ResourceInfo& info, const std::string& ns, const std::string& name,
       const std::function<absl::StatusOr<std::unique_ptr<google::protobuf::Message>>(
           const CachedObject& current)>& mutate,
-      bool status, bool dry_run);
+      UpdateScope scope, bool dry_run);
   absl::Status CheckNamespace(const std::string& ns);
   absl::Status ValidateObject(const api::ResourceInfo& info, const google::protobuf::Message& object,
                               const google::protobuf::Message* old);

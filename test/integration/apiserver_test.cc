@@ -296,6 +296,79 @@ TEST_F(ApiServerTest, FinalizersAndGracefulDeletionOverTheWire) {
   watch.Finish();
 }
 
+absl::StatusOr<Pod> Bind(Api& api, const std::string& pod, const std::string& node) {
+  capstan::core::v1::Binding binding;
+  binding.mutable_metadata()->set_name(pod);
+  binding.mutable_target()->set_kind("Node");
+  binding.mutable_target()->set_name(node);
+  apiv1::CreateRequest req;
+  *req.mutable_resource() = Ref("", "pods", "default");
+  req.set_subresource("binding");
+  req.set_name(pod);
+  req.set_object(binding.SerializeAsString());
+  apiv1::ObjectResponse resp;
+  grpc::ClientContext ctx;
+  grpc::Status s = api.stub()->Create(&ctx, req, &resp);
+  if (!s.ok()) return api::FromGrpcStatus(s);
+  Pod bound;
+  bound.ParseFromString(resp.object());
+  return bound;
+}
+
+TEST_F(ApiServerTest, BindingSetsTheNodeOnceAndRacingBindersNeverDoubleBind) {
+  auto ref = Ref("", "pods", "default");
+  ASSERT_TRUE(api_->CreateTyped(ref, MakePod("b-0")).ok());
+  auto bound = Bind(*api_, "b-0", "node-1");
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  EXPECT_EQ(bound->spec().node_name(), "node-1");
+  bool scheduled = false;
+  for (const auto& c : bound->status().conditions()) {
+    scheduled |= c.type() == "PodScheduled" && c.status() == "True";
+  }
+  EXPECT_TRUE(scheduled);
+  absl::Status again = Bind(*api_, "b-0", "node-2").status();
+  EXPECT_EQ(api::Reason(again), "Conflict");
+  EXPECT_NE(again.message().find("already assigned to node \"node-1\""), std::string::npos);
+  EXPECT_EQ(api_->GetTyped<Pod>(ref, "b-0")->spec().node_name(), "node-1");
+  EXPECT_EQ(api::Reason(Bind(*api_, "missing", "node-1").status()), "NotFound");
+  EXPECT_EQ(api::Reason(Bind(*api_, "b-0", "").status()), "Invalid");
+
+  // Two binders race over the same pods with different nodes: each pod is bound exactly once.
+  constexpr int kPods = 30;
+  for (int i = 0; i < kPods; ++i) {
+    ASSERT_TRUE(api_->CreateTyped(ref, MakePod(absl::StrCat("race-", i))).ok());
+  }
+  std::vector<std::string> winners[2];
+  std::vector<std::thread> binders;
+  for (int b = 0; b < 2; ++b) {
+    binders.emplace_back([&, b] {
+      Api api(server_.grpc_address());
+      for (int i = 0; i < kPods; ++i) {
+        std::string pod = absl::StrCat("race-", i);
+        if (Bind(api, pod, absl::StrCat("node-", b)).ok()) winners[b].push_back(pod);
+      }
+    });
+  }
+  for (auto& t : binders) t.join();
+  EXPECT_EQ(winners[0].size() + winners[1].size(), static_cast<size_t>(kPods));
+  for (int b = 0; b < 2; ++b) {
+    for (const std::string& pod : winners[b]) {
+      EXPECT_EQ(api_->GetTyped<Pod>(ref, pod)->spec().node_name(), absl::StrCat("node-", b));
+    }
+  }
+}
+
+TEST_F(ApiServerTest, UnknownSubresourceIsNotFound) {
+  apiv1::CreateRequest req;
+  *req.mutable_resource() = Ref("", "pods", "default");
+  req.set_subresource("eviction");
+  req.set_name("x");
+  apiv1::ObjectResponse resp;
+  grpc::ClientContext ctx;
+  absl::Status s = api::FromGrpcStatus(api_->stub()->Create(&ctx, req, &resp));
+  EXPECT_EQ(api::Reason(s), "NotFound");
+}
+
 TEST_F(ApiServerTest, DiscoveryNamesEveryKind) {
   apiv1::DiscoveryResponse resp;
   grpc::ClientContext ctx;
