@@ -2,6 +2,7 @@
 // code) for apply, get, delete and errors. The server address reaches the child through a config
 // file named by CAPSTAN_CONFIG, as it would for a user.
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -163,6 +164,40 @@ TEST_F(CapstanctlTest, ApplyGetReapplyDelete) {
   r = Ctl({"get", "deploy", "nginx-deployment"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "Error from server (NotFound): deployments.apps \"nginx-deployment\" not found\n");
+}
+
+TEST_F(CapstanctlTest, GetWatchPrintsTheTableThenEachChange) {
+  std::string out_path = *dir_ + "/watch.out";
+  std::string binary = testing::RunfilePath("tools/capstanctl/capstanctl");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    execl(binary.c_str(), binary.c_str(), "get", "configmaps", "-l", "watched=yes", "-w",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto wait_for = [&](const std::string& text) {
+    for (int i = 0; i < 400; ++i) {
+      if (absl::StrContains(ReadAll(out_path), text)) return true;
+      usleep(25 * 1000);
+    }
+    return false;
+  };
+  // Nothing matches yet; the watch is open. A new matching object streams in as a row.
+  usleep(300 * 1000);
+  Result r = Ctl({"apply", "-f", "-"},
+                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: streamed\n"
+                 "  labels: {watched: \"yes\"}\ndata: {a: \"1\"}\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(wait_for("streamed")) << ReadAll(out_path);
+  r = Ctl({"delete", "configmap", "streamed"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  kill(pid, SIGTERM);
+  int status;
+  waitpid(pid, &status, 0);
+  std::string out = ReadAll(out_path);
+  EXPECT_TRUE(absl::StrContains(out, "NAME")) << out;
 }
 
 TEST_F(CapstanctlTest, Errors) {

@@ -419,6 +419,46 @@ TEST_F(ApiServerTest, MetricsAndHealthReflectTraffic) {
   watch.Finish();
 }
 
+class BookmarkingApiServerTest : public ::testing::Test {
+ protected:
+  ApiServerProcess server_{{"--bookmark_interval=200ms"}};
+};
+
+TEST_F(BookmarkingApiServerTest, WatchersThatAllowBookmarksGetTheCurrentRevision) {
+  ASSERT_TRUE(server_.Start().ok());
+  Api api(server_.grpc_address());
+  auto ref = Ref("", "pods", "default");
+  auto first = api.CreateTyped(ref, MakePod("k-0"));
+  ASSERT_TRUE(first.ok());
+  WatchReader with(api, "default", first->metadata().resource_version(), /*bookmarks=*/true);
+  // Writes to another resource move the revision on; the bookmark tells the watcher, so it can
+  // resume past them.
+  capstan::core::v1::ConfigMap cm;
+  cm.mutable_metadata()->set_name("elsewhere");
+  auto other = api.CreateTyped(Ref("", "configmaps", "default"), cm);
+  ASSERT_TRUE(other.ok());
+  int64_t other_rv = std::stoll(other->metadata().resource_version());
+  bool seen = false;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    ASSERT_TRUE(with.ReadUntil(with.events.size() + 1));
+    const auto& [type, pod] = with.events.back();
+    EXPECT_EQ(type, "BOOKMARK");
+    EXPECT_TRUE(pod.metadata().name().empty());
+    seen = std::stoll(pod.metadata().resource_version()) >= other_rv;
+  }
+  EXPECT_TRUE(seen);
+  with.Finish();
+
+  // A watcher that did not ask for bookmarks gets none: its next event is a real change.
+  WatchReader without(api, "default", other->metadata().resource_version());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(api.CreateTyped(ref, MakePod("k-1")).ok());
+  ASSERT_TRUE(without.ReadUntil(1));
+  EXPECT_EQ(without.events[0].first, "ADDED");
+  EXPECT_EQ(without.events[0].second.metadata().name(), "k-1");
+  without.Finish();
+}
+
 class CompactingApiServerTest : public ::testing::Test {
  protected:
   ApiServerProcess server_{{"--log_retention=20", "--watch_window=10"}};

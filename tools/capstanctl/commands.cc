@@ -169,6 +169,7 @@ class Ctl {
   void PrintObjects(const api::ResourceInfo& info, const std::vector<ObjectPtr>& objects,
                     bool single, const std::string& ns);
   std::vector<size_t> widths_;  // of the table printed by get, for -w's rows
+  bool table_header_printed_ = false;
   int WatchAndPrint(const api::ResourceInfo& info, const std::string& ns,
                     const std::string& revision, const std::vector<std::string>& names);
   // One manifest of apply: "created", "configured" or "unchanged".
@@ -377,6 +378,7 @@ void Ctl::PrintObjects(const api::ResourceInfo& info, const std::vector<ObjectPt
   std::vector<Row> rows = {TableHeader(info, options)};
   for (const ObjectPtr& o : objects) rows.push_back(TableRow(info, *o, options));
   out_ << RenderTable(rows, &widths_);
+  table_header_printed_ = true;
 }
 
 int Ctl::WatchAndPrint(const api::ResourceInfo& info, const std::string& ns,
@@ -407,7 +409,12 @@ int Ctl::WatchAndPrint(const api::ResourceInfo& info, const std::string& ns,
       out_ << TypedName(info, name) << "\n";
     } else {
       table.now = absl::Now();
-      out_ << RenderTable({TableRow(info, *event.object, table)}, &widths_);
+      // As kubectl: a watch that started on an empty list prints the header with its first row.
+      std::vector<Row> rows;
+      if (!table_header_printed_) rows.push_back(TableHeader(info, table));
+      rows.push_back(TableRow(info, *event.object, table));
+      out_ << RenderTable(rows, &widths_);
+      table_header_printed_ = true;
     }
     out_.flush();
   }
