@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a single-node Capstan cluster from the build in bazel-bin: the apiserver (embedded
-# RocksDB) and the controller-manager. State lives in .capstan/ (data, logs, pids); a client
+# RocksDB), the controller-manager and the scheduler. State lives in .capstan/ (data, logs, pids); a client
 # config is written to ~/.capstan/config so that capstanctl needs no flags. Idempotent: services
 # already running are kept.
 set -euo pipefail
@@ -11,6 +11,7 @@ mkdir -p "$STATE/data" "$STATE/logs" "$STATE/run"
 LISTEN="${CAPSTAN_LISTEN:-127.0.0.1:6443}"
 METRICS="${CAPSTAN_METRICS_LISTEN:-127.0.0.1:6444}"
 CM_METRICS="${CAPSTAN_CM_METRICS_LISTEN:-127.0.0.1:10257}"
+SCHED_METRICS="${CAPSTAN_SCHEDULER_METRICS_LISTEN:-127.0.0.1:10259}"
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -46,6 +47,8 @@ GRPC=$(sed -n 's/^grpc=//p' "$STATE/run/apiserver.addresses")
 
 start_service controller-manager bazel-bin/services/controller-manager/capstan-controller-manager \
   --server="$GRPC" --metrics_listen="$CM_METRICS"
+start_service scheduler bazel-bin/services/scheduler/capstan-scheduler \
+  --server="$GRPC" --metrics_listen="$SCHED_METRICS"
 
 mkdir -p "$HOME/.capstan"
 printf 'server: %s\n' "$GRPC" >"$HOME/.capstan/config"
@@ -54,6 +57,6 @@ cat <<MSG
 Capstan is up: API on $GRPC, metrics on http://$METRICS/metrics
 Client config: ~/.capstan/config
 Try:  bazel-bin/tools/capstanctl/capstanctl apply -f test/fixtures/manifests/deployment-seed.yaml
-      bazel-bin/tools/capstanctl/capstanctl get pods
+      bazel-bin/tools/capstanctl/capstanctl get pods   # Pending until a node exists
 Stop: make down
 MSG

@@ -1,0 +1,128 @@
+#include "services/scheduler/framework/node_info.h"
+
+#include <utility>
+
+namespace capstan::scheduler {
+
+bool HasRequiredAntiAffinity(const Pod& pod) {
+  return pod.spec().has_affinity() && pod.spec().affinity().has_pod_anti_affinity() &&
+         pod.spec()
+                 .affinity()
+                 .pod_anti_affinity()
+                 .required_during_scheduling_ignored_during_execution_size() > 0;
+}
+
+bool HasPodAffinity(const Pod& pod) {
+  if (!pod.spec().has_affinity()) return false;
+  const core::v1::Affinity& a = pod.spec().affinity();
+  return a.pod_affinity().required_during_scheduling_ignored_during_execution_size() > 0 ||
+         a.pod_affinity().preferred_during_scheduling_ignored_during_execution_size() > 0 ||
+         a.pod_anti_affinity().required_during_scheduling_ignored_during_execution_size() > 0 ||
+         a.pod_anti_affinity().preferred_during_scheduling_ignored_during_execution_size() > 0;
+}
+
+NodeInfo::NodeInfo(Node node) { SetNode(std::move(node)); }
+
+void NodeInfo::SetNode(Node node) {
+  node_ = std::move(node);
+  allocatable_ = NodeAllocatable(node_);
+  allowed_pods_ = NodeAllowedPods(node_);
+}
+
+void NodeInfo::AddPod(const Pod& pod) {
+  PodInfo info;
+  info.pod = pod;
+  info.requests = PodRequests(pod);
+  info.non_zero_requests = PodNonZeroRequests(pod);
+  info.has_required_anti_affinity = HasRequiredAntiAffinity(pod);
+  info.has_pod_affinity = HasPodAffinity(pod);
+  requested_ += info.requests;
+  non_zero_requested_ += info.non_zero_requests;
+  if (info.has_required_anti_affinity) ++pods_with_required_anti_affinity_;
+  if (info.has_pod_affinity) ++pods_with_affinity_;
+  pods_.push_back(std::move(info));
+}
+
+bool NodeInfo::RemovePod(const Pod& pod) {
+  for (auto it = pods_.begin(); it != pods_.end(); ++it) {
+    const auto& meta = it->pod.metadata();
+    if (meta.namespace_() != pod.metadata().namespace_() || meta.name() != pod.metadata().name()) {
+      continue;
+    }
+    requested_ -= it->requests;
+    non_zero_requested_ -= it->non_zero_requests;
+    if (it->has_required_anti_affinity) --pods_with_required_anti_affinity_;
+    if (it->has_pod_affinity) --pods_with_affinity_;
+    pods_.erase(it);
+    return true;
+  }
+  return false;
+}
+
+Snapshot Snapshot::FromObjects(const std::vector<Node>& nodes, const std::vector<Pod>& pods) {
+  Snapshot snapshot;
+  for (const Node& node : nodes) snapshot.AddNode(node);
+  for (const Pod& pod : pods) {
+    const std::string& phase = pod.status().phase();
+    if (phase == "Succeeded" || phase == "Failed") continue;
+    if (pod.spec().node_name().empty()) continue;
+    if (NodeInfo* info = snapshot.GetMutable(pod.spec().node_name())) info->AddPod(pod);
+  }
+  return snapshot;
+}
+
+NodeInfo& Snapshot::AddNode(Node node) {
+  auto it = index_.find(node.metadata().name());
+  if (it != index_.end()) {
+    nodes_[it->second].SetNode(std::move(node));
+    return nodes_[it->second];
+  }
+  index_[node.metadata().name()] = nodes_.size();
+  nodes_.emplace_back(std::move(node));
+  return nodes_.back();
+}
+
+bool Snapshot::RemoveNode(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return false;
+  nodes_.erase(nodes_.begin() + it->second);
+  index_.clear();
+  for (size_t i = 0; i < nodes_.size(); ++i) index_[nodes_[i].name()] = i;
+  return true;
+}
+
+bool Snapshot::AssumePod(Pod pod, const std::string& node_name) {
+  NodeInfo* info = GetMutable(node_name);
+  if (info == nullptr) return false;
+  pod.mutable_spec()->set_node_name(node_name);
+  info->AddPod(pod);
+  return true;
+}
+
+bool Snapshot::ForgetPod(const Pod& pod) {
+  NodeInfo* info = GetMutable(pod.spec().node_name());
+  return info != nullptr && info->RemovePod(pod);
+}
+
+const NodeInfo* Snapshot::Get(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &nodes_[it->second];
+}
+
+NodeInfo* Snapshot::GetMutable(const std::string& name) {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &nodes_[it->second];
+}
+
+void Snapshot::SetNamespaceLabels(const std::string& ns,
+                                  std::map<std::string, std::string> labels) {
+  namespace_labels_[ns] = std::move(labels);
+}
+
+const std::map<std::string, std::string>& Snapshot::NamespaceLabels(const std::string& ns) const {
+  static const auto* const kEmpty = new std::map<std::string, std::string>();
+  auto it = namespace_labels_.find(ns);
+  return it == namespace_labels_.end() ? *kEmpty : it->second;
+}
+
+}  // namespace capstan::scheduler

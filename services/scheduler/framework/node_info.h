@@ -1,0 +1,108 @@
+// NodeInfo (a node plus the pods bound or assumed on it, with their summed requests) and the
+// Snapshot of all of them that one scheduling cycle reads.
+#ifndef CAPSTAN_SERVICES_SCHEDULER_FRAMEWORK_NODE_INFO_H_
+#define CAPSTAN_SERVICES_SCHEDULER_FRAMEWORK_NODE_INFO_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "services/scheduler/framework/types.h"
+
+namespace capstan::scheduler {
+
+// A pod on a node with its requests computed once.
+struct PodInfo {
+  Pod pod;
+  Resource requests;
+  Resource non_zero_requests;
+  bool has_required_anti_affinity = false;
+  bool has_pod_affinity = false;  // any pod affinity or anti-affinity term, required or preferred
+};
+
+class NodeInfo {
+ public:
+  explicit NodeInfo(Node node);
+
+  const Node& node() const { return node_; }
+  const std::string& name() const { return node_.metadata().name(); }
+  const std::vector<PodInfo>& pods() const { return pods_; }
+
+  // Sum of the pods' requests (what fit is decided on) and of their non-zero requests (what the
+  // scoring plugins balance).
+  const Resource& requested() const { return requested_; }
+  const Resource& non_zero_requested() const { return non_zero_requested_; }
+  int64_t pod_count() const { return static_cast<int64_t>(pods_.size()); }
+
+  // From status.allocatable.
+  const Resource& allocatable() const { return allocatable_; }
+  int64_t allowed_pods() const { return allowed_pods_; }
+
+  // How many pods here carry required pod anti-affinity (so the InterPodAffinity filter can skip
+  // nodes without any).
+  int64_t pods_with_required_anti_affinity() const { return pods_with_required_anti_affinity_; }
+  // How many pods here carry any pod affinity or anti-affinity (InterPodAffinity's score skips
+  // nodes without any when the incoming pod has no preferred terms).
+  int64_t pods_with_affinity() const { return pods_with_affinity_; }
+
+  void AddPod(const Pod& pod);
+  // Removes the pod with the pod's namespace and name; false when it is not here.
+  bool RemovePod(const Pod& pod);
+  // Replaces the node object (labels, taints, allocatable) and keeps the pods.
+  void SetNode(Node node);
+
+ private:
+  Node node_;
+  std::vector<PodInfo> pods_;
+  Resource requested_;
+  Resource non_zero_requested_;
+  Resource allocatable_;
+  int64_t allowed_pods_ = 0;
+  int64_t pods_with_required_anti_affinity_ = 0;
+  int64_t pods_with_affinity_ = 0;
+};
+
+// All nodes for one scheduling cycle, in a stable order (the order they were added).
+class Snapshot {
+ public:
+  Snapshot() = default;
+  // Nodes, then every pod whose spec.nodeName names one of them (pods that are Succeeded or Failed
+  // hold no resources and are skipped; pods naming unknown nodes are ignored).
+  static Snapshot FromObjects(const std::vector<Node>& nodes, const std::vector<Pod>& pods);
+
+  // Adds a node, or replaces it (keeping its pods) when the name is already here.
+  NodeInfo& AddNode(Node node);
+  bool RemoveNode(const std::string& name);
+
+  // Records `pod` on `node_name` (the scheduler's assume step) with spec.nodeName set. False when
+  // there is no such node.
+  bool AssumePod(Pod pod, const std::string& node_name);
+  // Removes the pod from the node its spec.nodeName names.
+  bool ForgetPod(const Pod& pod);
+
+  const NodeInfo* Get(const std::string& name) const;
+  NodeInfo* GetMutable(const std::string& name);
+  const std::vector<NodeInfo>& nodes() const { return nodes_; }
+  size_t size() const { return nodes_.size(); }
+
+  // Namespace labels, for pod affinity terms with a namespaceSelector.
+  void SetNamespaceLabels(const std::string& ns, std::map<std::string, std::string> labels);
+  // Empty map when the namespace is unknown.
+  const std::map<std::string, std::string>& NamespaceLabels(const std::string& ns) const;
+
+ private:
+  std::vector<NodeInfo> nodes_;
+  absl::flat_hash_map<std::string, size_t> index_;
+  absl::flat_hash_map<std::string, std::map<std::string, std::string>> namespace_labels_;
+};
+
+// Whether the pod has required anti-affinity terms.
+bool HasRequiredAntiAffinity(const Pod& pod);
+// Whether the pod has any pod affinity or anti-affinity term.
+bool HasPodAffinity(const Pod& pod);
+
+}  // namespace capstan::scheduler
+
+#endif  // CAPSTAN_SERVICES_SCHEDULER_FRAMEWORK_NODE_INFO_H_

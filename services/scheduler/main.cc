@@ -1,0 +1,134 @@
+// capstan-scheduler: binds pending pods to nodes. Several replicas may run; a Lease elects the
+// one that schedules, and a replica that loses its lease exits at once (as kube-scheduler does).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/synchronization/mutex.h"
+#include "lib/client/client.h"
+#include "lib/client/event_recorder.h"
+#include "lib/client/leader_election.h"
+#include "lib/client/shared_informer_factory.h"
+#include "lib/metrics/http_server.h"
+#include "services/scheduler/scheduler.h"
+
+ABSL_FLAG(std::string, server, "", "apiserver gRPC address; default: from ~/.capstan/config");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:10259",
+          "HTTP address of /metrics, /healthz and /readyz; port 0 picks a free one");
+ABSL_FLAG(std::string, address_file, "", "When set, `metrics=HOST:PORT` is written here once up");
+ABSL_FLAG(std::string, scheduler_name, "default-scheduler", "Schedules pods with this schedulerName");
+ABSL_FLAG(bool, leader_elect, true, "Elect a leader on a Lease before scheduling");
+ABSL_FLAG(std::string, leader_elect_identity, "", "This replica's identity; default: host_random");
+ABSL_FLAG(absl::Duration, leader_elect_lease_duration, absl::Seconds(15), "Lease duration");
+ABSL_FLAG(absl::Duration, leader_elect_renew_deadline, absl::Seconds(10),
+          "A leader that cannot renew for this long stops");
+ABSL_FLAG(absl::Duration, leader_elect_retry_period, absl::Seconds(2), "Acquire/renew interval");
+
+namespace capstan::scheduler {
+namespace {
+
+int Main() {
+  std::string server = absl::GetFlag(FLAGS_server);
+  if (server.empty()) {
+    absl::StatusOr<client::Config> config = client::LoadConfig();
+    if (!config.ok()) {
+      fprintf(stderr, "capstan-scheduler: no --server and no client config\n");
+      return 2;
+    }
+    server = config->server;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<client::Client> client = client::Client::Connect(server);
+  auto registry = std::make_shared<prometheus::Registry>();
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  client::EventRecorder recorder(client.get(), absl::GetFlag(FLAGS_scheduler_name), host);
+  client::SharedInformerFactory informers(client.get());
+  SchedulerOptions options;
+  options.scheduler_name = absl::GetFlag(FLAGS_scheduler_name);
+  Scheduler scheduler(client.get(), &informers, &recorder, registry.get(), options);
+
+  metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));
+  metrics::AddStandardHandlers(
+      &http, registry, [] { return absl::OkStatus(); }, [] { return absl::OkStatus(); });
+  if (absl::Status s = http.Start(); !s.ok()) {
+    fprintf(stderr, "capstan-scheduler: metrics listener: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  if (std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {
+    std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << "metrics=127.0.0.1:" << http.port() << "\n";
+    rename(tmp.c_str(), path.c_str());
+  }
+
+  std::atomic<bool> leading{false}, shutting_down{false};
+  std::thread worker;
+  auto start = [&] {
+    leading = true;
+    informers.Start();
+    worker = std::thread([&] { scheduler.Run(); });
+  };
+  std::unique_ptr<client::LeaderElector> elector;
+  std::thread election;
+  if (absl::GetFlag(FLAGS_leader_elect)) {
+    client::LeaderElectionConfig config;
+    config.lease_name = "capstan-scheduler";
+    config.identity = absl::GetFlag(FLAGS_leader_elect_identity);
+    if (config.identity.empty()) config.identity = client::LeaderElectionConfig::DefaultIdentity();
+    config.lease_duration = absl::GetFlag(FLAGS_leader_elect_lease_duration);
+    config.renew_deadline = absl::GetFlag(FLAGS_leader_elect_renew_deadline);
+    config.retry_period = absl::GetFlag(FLAGS_leader_elect_retry_period);
+    config.on_started_leading = start;
+    config.on_stopped_leading = [&] {
+      if (shutting_down) return;
+      fprintf(stderr, "capstan-scheduler: leader election lost\n");
+      _exit(1);  // nothing of this replica may bind after the lease is lost
+    };
+    if (absl::Status s = config.Validate(); !s.ok()) {
+      fprintf(stderr, "capstan-scheduler: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    elector = std::make_unique<client::LeaderElector>(client.get(), config);
+    election = std::thread([&] { elector->Run(); });
+  } else {
+    start();
+  }
+  fprintf(stderr, "capstan-scheduler: talking to %s, metrics on port %d\n", server.c_str(),
+          http.port());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  shutting_down = true;
+  if (leading) {
+    scheduler.Stop();
+    worker.join();
+  }
+  informers.Stop();
+  if (elector != nullptr) {
+    elector->Stop();
+    election.join();
+  }
+  recorder.Flush(absl::Seconds(2));
+  http.Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace capstan::scheduler
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return capstan::scheduler::Main();
+}

@@ -1,0 +1,116 @@
+// Helpers shared by the plugins, NodeUnschedulable, NodeName, TaintToleration and DefaultPlugins.
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "services/scheduler/plugins/plugins.h"
+
+namespace capstan::scheduler::plugins {
+
+std::string UntoleratedTaintReason(const core::v1::Taint& taint) {
+  return absl::StrCat("node(s) had untolerated taint {", taint.key(), ": ", taint.value(), "}");
+}
+
+bool ToleratesTaint(const core::v1::Toleration& toleration, const core::v1::Taint& taint) {
+  if (!toleration.effect().empty() && toleration.effect() != taint.effect()) return false;
+  if (!toleration.key().empty() && toleration.key() != taint.key()) return false;
+  const std::string& op = toleration.operator_();
+  if (op == "Exists") return true;
+  if (op.empty() || op == "Equal") return toleration.value() == taint.value();
+  return false;
+}
+
+bool TolerationsTolerateTaint(
+    const google::protobuf::RepeatedPtrField<core::v1::Toleration>& tolerations,
+    const core::v1::Taint& taint) {
+  for (const core::v1::Toleration& toleration : tolerations) {
+    if (ToleratesTaint(toleration, taint)) return true;
+  }
+  return false;
+}
+
+void DefaultNormalizeScore(bool reverse, std::vector<int64_t>& scores) {
+  int64_t max = 0;
+  for (int64_t score : scores) max = std::max(max, score);
+  if (max == 0) {
+    if (reverse) std::fill(scores.begin(), scores.end(), kMaxNodeScore);
+    return;
+  }
+  for (int64_t& score : scores) {
+    score = kMaxNodeScore * score / max;
+    if (reverse) score = kMaxNodeScore - score;
+  }
+}
+
+// --- NodeUnschedulable ---------------------------------------------------------------------------
+
+Status NodeUnschedulable::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+  if (!node.node().spec().unschedulable()) return Status();
+  core::v1::Taint taint;
+  taint.set_key(kTaintNodeUnschedulable);
+  taint.set_effect("NoSchedule");
+  if (TolerationsTolerateTaint(pod.spec().tolerations(), taint)) return Status();
+  return Status::UnschedulableAndUnresolvable(kReasonUnschedulable);
+}
+
+// --- NodeName ------------------------------------------------------------------------------------
+
+Status NodeName::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+  const std::string& wanted = pod.spec().node_name();
+  if (wanted.empty() || wanted == node.name()) return Status();
+  return Status::UnschedulableAndUnresolvable(kReasonNodeName);
+}
+
+// --- TaintToleration -----------------------------------------------------------------------------
+
+Status TaintToleration::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+  for (const core::v1::Taint& taint : node.node().spec().taints()) {
+    if (taint.effect() != "NoSchedule" && taint.effect() != "NoExecute") continue;
+    if (!TolerationsTolerateTaint(pod.spec().tolerations(), taint)) {
+      return Status::UnschedulableAndUnresolvable(UntoleratedTaintReason(taint));
+    }
+  }
+  return Status();
+}
+
+int64_t TaintToleration::Score(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+  // Only tolerations that can apply to PreferNoSchedule taints count.
+  google::protobuf::RepeatedPtrField<core::v1::Toleration> prefer;
+  for (const core::v1::Toleration& toleration : pod.spec().tolerations()) {
+    if (toleration.effect().empty() || toleration.effect() == "PreferNoSchedule") {
+      *prefer.Add() = toleration;
+    }
+  }
+  int64_t count = 0;
+  for (const core::v1::Taint& taint : node.node().spec().taints()) {
+    if (taint.effect() != "PreferNoSchedule") continue;
+    if (!TolerationsTolerateTaint(prefer, taint)) ++count;
+  }
+  return count;
+}
+
+void TaintToleration::NormalizeScores(const Pod&, const std::vector<const NodeInfo*>&,
+                                      std::vector<int64_t>& scores) const {
+  DefaultNormalizeScore(/*reverse=*/true, scores);
+}
+
+// --- DefaultPlugins ------------------------------------------------------------------------------
+
+Plugins DefaultPlugins() {
+  auto unschedulable = std::make_shared<NodeUnschedulable>();
+  auto node_name = std::make_shared<NodeName>();
+  auto taints = std::make_shared<TaintToleration>();
+  auto node_affinity = std::make_shared<NodeAffinity>();
+  auto fit = std::make_shared<NodeResourcesFit>();
+  auto spread = std::make_shared<PodTopologySpread>();
+  auto pod_affinity = std::make_shared<InterPodAffinity>();
+  auto balanced = std::make_shared<BalancedAllocation>();
+  Plugins plugins;
+  plugins.filters = {unschedulable, node_name, taints, node_affinity, fit, spread, pod_affinity};
+  plugins.scores = {
+      {taints, 3}, {node_affinity, 2}, {spread, 2}, {pod_affinity, 2}, {fit, 1}, {balanced, 1},
+  };
+  return plugins;
+}
+
+}  // namespace capstan::scheduler::plugins

@@ -1,0 +1,214 @@
+#include "services/scheduler/scheduler.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "lib/api/errors.h"
+#include "lib/metrics/metrics.h"
+#include "services/scheduler/plugins/plugins.h"
+
+namespace capstan::scheduler {
+namespace {
+
+namespace apiv1 = capstan::api::v1;
+
+uint64_t Seed(uint64_t seed) {
+  return seed != 0 ? seed : static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+}
+
+}  // namespace
+
+Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* factory,
+                     client::EventRecorder* recorder, prometheus::Registry* registry,
+                     SchedulerOptions options)
+    : options_(std::move(options)),
+      client_(client),
+      recorder_(recorder),
+      pods_(factory->For<Pod>()),
+      nodes_(factory->For<Node>()),
+      framework_(plugins::DefaultPlugins(), std::make_unique<SeededRng>(Seed(options_.seed))) {
+  if (registry != nullptr) {
+    attempts_ = &prometheus::BuildCounter()
+                     .Name("scheduler_schedule_attempts_total")
+                     .Help("Scheduling attempts by result (scheduled, unschedulable, error)")
+                     .Register(*registry);
+    latency_ = &prometheus::BuildHistogram()
+                    .Name("scheduler_scheduling_attempt_duration_seconds")
+                    .Help("Time of one scheduling attempt, binding included")
+                    .Register(*registry)
+                    .Add({}, metrics::LatencyBuckets());
+    pending_ = &prometheus::BuildGauge()
+                    .Name("scheduler_pending_pods")
+                    .Help("Pending pods by queue (active, backoff, unschedulable)")
+                    .Register(*registry);
+  }
+  auto forget_assumed = [this](const Pod& pod) {
+    absl::MutexLock lock(&mu_);
+    assumed_.erase(pod.metadata().uid());
+  };
+  pods_.AddEventHandler(client::EventHandler<Pod>{
+      [this, forget_assumed](const std::shared_ptr<const Pod>& pod) {
+        if (!pod->spec().node_name().empty()) {
+          forget_assumed(*pod);
+        } else if (Responsible(*pod)) {
+          queue_.Add(pod);
+        }
+      },
+      [this, forget_assumed](const std::shared_ptr<const Pod>& old_pod,
+                             const std::shared_ptr<const Pod>& pod) {
+        if (!pod->spec().node_name().empty()) {
+          forget_assumed(*pod);
+          queue_.Delete(*pod);  // bound (by us or anyone): no longer pending
+        } else if (Responsible(*pod)) {
+          queue_.Update(old_pod, pod);
+        }
+      },
+      [this, forget_assumed](const std::shared_ptr<const Pod>& pod) {
+        forget_assumed(*pod);
+        queue_.Delete(*pod);
+        // Freed room may let unschedulable pods fit.
+        if (!pod->spec().node_name().empty()) queue_.MoveAllToActiveOrBackoff("AssignedPodDelete");
+      }});
+  nodes_.AddEventHandler(client::EventHandler<Node>{
+      [this](const std::shared_ptr<const Node>&) { queue_.MoveAllToActiveOrBackoff("NodeAdd"); },
+      [this](const std::shared_ptr<const Node>&, const std::shared_ptr<const Node>&) {
+        queue_.MoveAllToActiveOrBackoff("NodeUpdate");
+      },
+      nullptr});
+}
+
+bool Scheduler::Responsible(const Pod& pod) const {
+  if (pod.metadata().has_deletion_timestamp()) return false;
+  const std::string& name = pod.spec().scheduler_name();
+  return name.empty() ? options_.scheduler_name == "default-scheduler"
+                      : name == options_.scheduler_name;
+}
+
+void Scheduler::Run() {
+  while (!pods_.WaitForCacheSync(absl::Milliseconds(100)) ||
+         !nodes_.WaitForCacheSync(absl::Milliseconds(100))) {
+  }
+  while (std::optional<QueuedPodInfo> info = queue_.Pop()) {
+    ScheduleOne(std::move(*info));
+    if (pending_ != nullptr) {
+      pending_->Add({{"queue", "active"}}).Set(static_cast<double>(queue_.ActiveSize()));
+      pending_->Add({{"queue", "backoff"}}).Set(static_cast<double>(queue_.BackoffSize()));
+      pending_->Add({{"queue", "unschedulable"}})
+          .Set(static_cast<double>(queue_.UnschedulableSize()));
+    }
+  }
+}
+
+void Scheduler::Stop() { queue_.Close(); }
+
+Snapshot Scheduler::BuildSnapshot() {
+  std::vector<Node> nodes;
+  for (const auto& n : nodes_.lister().List()) nodes.push_back(*n);
+  std::vector<Pod> bound;
+  for (const auto& p : pods_.lister().List()) {
+    if (!p->spec().node_name().empty()) bound.push_back(*p);
+  }
+  Snapshot snapshot = Snapshot::FromObjects(nodes, bound);
+  absl::MutexLock lock(&mu_);
+  for (const auto& [uid, assumed] : assumed_) snapshot.AssumePod(assumed.first, assumed.second);
+  return snapshot;
+}
+
+void Scheduler::ScheduleOne(QueuedPodInfo info) {
+  auto start = std::chrono::steady_clock::now();
+  const Pod& queued = *info.pod;
+  // Act on the newest state of the pod; it may have been bound or deleted since it was queued.
+  std::shared_ptr<const Pod> pod =
+      pods_.lister().Get(queued.metadata().namespace_(), queued.metadata().name());
+  if (pod == nullptr || !pod->spec().node_name().empty() || !Responsible(*pod)) {
+    queue_.Done(queued);
+    return;
+  }
+  std::string result_label;
+  ScheduleResult result = framework_.Schedule(*pod, BuildSnapshot());
+  if (result.scheduled()) {
+    {
+      absl::MutexLock lock(&mu_);
+      assumed_[pod->metadata().uid()] = {*pod, result.node_name};
+    }
+    absl::Status bound = Bind(*pod, result.node_name);
+    if (bound.ok()) {
+      result_label = "scheduled";
+      queue_.Done(*pod);
+      if (recorder_ != nullptr) {
+        recorder_->Event(*pod, client::kEventTypeNormal, "Scheduled",
+                         absl::StrCat("Successfully assigned ", pod->metadata().namespace_(), "/",
+                                      pod->metadata().name(), " to ", result.node_name));
+      }
+    } else {
+      {
+        absl::MutexLock lock(&mu_);
+        assumed_.erase(pod->metadata().uid());
+      }
+      result_label = "error";
+      if (api::Reason(bound) == "Conflict" || api::Reason(bound) == "NotFound") {
+        queue_.Done(*pod);  // bound by someone else, or gone: nothing left to do
+      } else {
+        queue_.AddUnschedulable(info, info.scheduling_cycle);
+      }
+    }
+  } else {
+    result_label = "unschedulable";
+    MarkUnschedulable(*pod, result.message);
+    queue_.AddUnschedulable(info, info.scheduling_cycle);
+  }
+  if (attempts_ != nullptr) attempts_->Add({{"result", result_label}}).Increment();
+  if (latency_ != nullptr) {
+    latency_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+}
+
+absl::Status Scheduler::Bind(const Pod& pod, const std::string& node) {
+  capstan::core::v1::Binding binding;
+  binding.mutable_metadata()->set_name(pod.metadata().name());
+  binding.mutable_metadata()->set_namespace_(pod.metadata().namespace_());
+  binding.mutable_metadata()->set_uid(pod.metadata().uid());
+  binding.mutable_target()->set_kind("Node");
+  binding.mutable_target()->set_name(node);
+  apiv1::CreateRequest request;
+  request.mutable_resource()->set_version("v1");
+  request.mutable_resource()->set_resource("pods");
+  request.mutable_resource()->set_namespace_(pod.metadata().namespace_());
+  request.set_subresource("binding");
+  request.set_name(pod.metadata().name());
+  request.set_object(binding.SerializeAsString());
+  apiv1::ObjectResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return api::FromGrpcStatus(client_->stub()->Create(&context, request, &response));
+}
+
+void Scheduler::MarkUnschedulable(const Pod& pod, const std::string& message) {
+  if (recorder_ != nullptr) {
+    recorder_->Event(pod, client::kEventTypeWarning, "FailedScheduling", message);
+  }
+  // Condition PodScheduled=False, reason Unschedulable, written only when it changes.
+  for (const auto& c : pod.status().conditions()) {
+    if (c.type() == "PodScheduled" && c.status() == "False" && c.reason() == "Unschedulable" &&
+        c.message() == message) {
+      return;
+    }
+  }
+  Pod updated = pod;
+  capstan::core::v1::PodCondition* condition = nullptr;
+  for (auto& c : *updated.mutable_status()->mutable_conditions()) {
+    if (c.type() == "PodScheduled") condition = &c;
+  }
+  if (condition == nullptr) condition = updated.mutable_status()->add_conditions();
+  condition->set_type("PodScheduled");
+  condition->set_status("False");
+  condition->set_reason("Unschedulable");
+  condition->set_message(message);
+  condition->mutable_last_transition_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  // A conflict means the pod changed; the informer's update requeues it and this runs again.
+  (void)client_->UpdateStatus(updated);
+}
+
+}  // namespace capstan::scheduler

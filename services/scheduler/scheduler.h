@@ -1,0 +1,74 @@
+// The scheduler: takes pending pods from the scheduling queue, picks a node with the plugin
+// framework, and binds through the apiserver's pods/binding subresource (which refuses a pod that
+// is already bound, so two schedulers never double-bind).
+//
+// Informers feed it: unbound pods of this scheduler go to the queue; node changes and deleted
+// pods move unschedulable pods back. A bound pod is "assumed" on its node until the informer shows
+// the binding, so the next decisions count it.
+#ifndef CAPSTAN_SERVICES_SCHEDULER_SCHEDULER_H_
+#define CAPSTAN_SERVICES_SCHEDULER_SCHEDULER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "lib/client/client.h"
+#include "lib/client/event_recorder.h"
+#include "lib/client/informer.h"
+#include "lib/client/shared_informer_factory.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "services/scheduler/framework/framework.h"
+#include "services/scheduler/queue/scheduling_queue.h"
+
+namespace capstan::scheduler {
+
+struct SchedulerOptions {
+  std::string scheduler_name = "default-scheduler";  // pods with this spec.schedulerName
+  uint64_t seed = 0;                                 // tie-break randomness; 0: from the clock
+};
+
+class Scheduler {
+ public:
+  // Registers informers with factory (not started yet). Everything passed must outlive this; stop
+  // the factory before destroying the scheduler. recorder and registry may be null.
+  Scheduler(client::Client* client, client::SharedInformerFactory* factory,
+            client::EventRecorder* recorder, prometheus::Registry* registry,
+            SchedulerOptions options = {});
+
+  // Waits for the caches, then schedules until Stop(). Blocks.
+  void Run();
+  void Stop();
+
+  // One scheduling attempt (exposed for tests).
+  void ScheduleOne(QueuedPodInfo info);
+
+ private:
+  bool Responsible(const Pod& pod) const;
+  Snapshot BuildSnapshot();
+  absl::Status Bind(const Pod& pod, const std::string& node);
+  void MarkUnschedulable(const Pod& pod, const std::string& message);
+
+  const SchedulerOptions options_;
+  client::Client* const client_;
+  client::EventRecorder* const recorder_;
+  client::Informer<Pod> pods_;
+  client::Informer<Node> nodes_;
+  SchedulingQueue queue_;
+  Framework framework_;
+
+  // Bound by us, not yet seen bound by the informer: uid -> (pod, node).
+  absl::Mutex mu_;
+  std::map<std::string, std::pair<Pod, std::string>> assumed_ ABSL_GUARDED_BY(mu_);
+
+  prometheus::Family<prometheus::Counter>* attempts_ = nullptr;
+  prometheus::Histogram* latency_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* pending_ = nullptr;
+};
+
+}  // namespace capstan::scheduler
+
+#endif  // CAPSTAN_SERVICES_SCHEDULER_SCHEDULER_H_
