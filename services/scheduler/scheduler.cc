@@ -43,39 +43,65 @@ Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* fact
                     .Help("Pending pods by queue (active, backoff, unschedulable)")
                     .Register(*registry);
   }
-  auto forget_assumed = [this](const Pod& pod) {
-    absl::MutexLock lock(&mu_);
-    assumed_.erase(pod.metadata().uid());
-  };
   pods_.AddEventHandler(client::EventHandler<Pod>{
-      [this, forget_assumed](const std::shared_ptr<const Pod>& pod) {
-        if (!pod->spec().node_name().empty()) {
-          forget_assumed(*pod);
-        } else if (Responsible(*pod)) {
-          queue_.Add(pod);
+      [this](const std::shared_ptr<const Pod>& pod) {
+        {
+          absl::MutexLock lock(&mu_);
+          CachePod(nullptr, pod.get());
         }
+        if (pod->spec().node_name().empty() && Responsible(*pod)) queue_.Add(pod);
       },
-      [this, forget_assumed](const std::shared_ptr<const Pod>& old_pod,
-                             const std::shared_ptr<const Pod>& pod) {
+      [this](const std::shared_ptr<const Pod>& old_pod, const std::shared_ptr<const Pod>& pod) {
+        {
+          absl::MutexLock lock(&mu_);
+          CachePod(old_pod.get(), pod.get());
+        }
         if (!pod->spec().node_name().empty()) {
-          forget_assumed(*pod);
           queue_.Delete(*pod);  // bound (by us or anyone): no longer pending
         } else if (Responsible(*pod)) {
           queue_.Update(old_pod, pod);
         }
       },
-      [this, forget_assumed](const std::shared_ptr<const Pod>& pod) {
-        forget_assumed(*pod);
+      [this](const std::shared_ptr<const Pod>& pod) {
+        {
+          absl::MutexLock lock(&mu_);
+          CachePod(pod.get(), nullptr);
+        }
         queue_.Delete(*pod);
         // Freed room may let unschedulable pods fit.
         if (!pod->spec().node_name().empty()) queue_.MoveAllToActiveOrBackoff("AssignedPodDelete");
       }});
   nodes_.AddEventHandler(client::EventHandler<Node>{
-      [this](const std::shared_ptr<const Node>&) { queue_.MoveAllToActiveOrBackoff("NodeAdd"); },
-      [this](const std::shared_ptr<const Node>&, const std::shared_ptr<const Node>&) {
+      [this](const std::shared_ptr<const Node>& node) {
+        {
+          absl::MutexLock lock(&mu_);
+          if (cache_ready_) cache_.AddNode(*node);
+        }
+        queue_.MoveAllToActiveOrBackoff("NodeAdd");
+      },
+      [this](const std::shared_ptr<const Node>&, const std::shared_ptr<const Node>& node) {
+        {
+          absl::MutexLock lock(&mu_);
+          if (cache_ready_) cache_.AddNode(*node);  // replaces the node, keeps its pods
+        }
         queue_.MoveAllToActiveOrBackoff("NodeUpdate");
       },
-      nullptr});
+      [this](const std::shared_ptr<const Node>& node) {
+        absl::MutexLock lock(&mu_);
+        if (cache_ready_) cache_.RemoveNode(node->metadata().name());
+      }});
+}
+
+void Scheduler::CachePod(const Pod* old_pod, const Pod* pod) {
+  if (!cache_ready_) return;
+  // Remove whatever this pod held (its old node, and an assumed copy on its new node), then add
+  // it where it now runs. Terminal pods hold nothing.
+  if (old_pod != nullptr && !old_pod->spec().node_name().empty()) cache_.ForgetPod(*old_pod);
+  if (pod == nullptr || pod->spec().node_name().empty()) return;
+  cache_.ForgetPod(*pod);
+  const std::string& phase = pod->status().phase();
+  if (phase == "Succeeded" || phase == "Failed") return;
+  if (NodeInfo* node = cache_.GetMutable(pod->spec().node_name())) node->AddPod(*pod);
 }
 
 bool Scheduler::Responsible(const Pod& pod) const {
@@ -88,6 +114,15 @@ bool Scheduler::Responsible(const Pod& pod) const {
 void Scheduler::Run() {
   while (!pods_.WaitForCacheSync(absl::Milliseconds(100)) ||
          !nodes_.WaitForCacheSync(absl::Milliseconds(100))) {
+  }
+  {
+    std::vector<Node> nodes;
+    for (const auto& n : nodes_.lister().List()) nodes.push_back(*n);
+    std::vector<Pod> pods;
+    for (const auto& p : pods_.lister().List()) pods.push_back(*p);
+    absl::MutexLock lock(&mu_);
+    cache_ = Snapshot::FromObjects(nodes, pods);
+    cache_ready_ = true;
   }
   while (std::optional<QueuedPodInfo> info = queue_.Pop()) {
     ScheduleOne(std::move(*info));
@@ -102,19 +137,6 @@ void Scheduler::Run() {
 
 void Scheduler::Stop() { queue_.Close(); }
 
-Snapshot Scheduler::BuildSnapshot() {
-  std::vector<Node> nodes;
-  for (const auto& n : nodes_.lister().List()) nodes.push_back(*n);
-  std::vector<Pod> bound;
-  for (const auto& p : pods_.lister().List()) {
-    if (!p->spec().node_name().empty()) bound.push_back(*p);
-  }
-  Snapshot snapshot = Snapshot::FromObjects(nodes, bound);
-  absl::MutexLock lock(&mu_);
-  for (const auto& [uid, assumed] : assumed_) snapshot.AssumePod(assumed.first, assumed.second);
-  return snapshot;
-}
-
 void Scheduler::ScheduleOne(QueuedPodInfo info) {
   auto start = std::chrono::steady_clock::now();
   const Pod& queued = *info.pod;
@@ -126,12 +148,14 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     return;
   }
   std::string result_label;
-  ScheduleResult result = framework_.Schedule(*pod, BuildSnapshot());
+  ScheduleResult result;
+  {
+    absl::MutexLock lock(&mu_);
+    result = framework_.Schedule(*pod, cache_);
+    // Assumed at once, so the next decision counts this pod even before the binding is seen.
+    if (result.scheduled()) cache_.AssumePod(*pod, result.node_name);
+  }
   if (result.scheduled()) {
-    {
-      absl::MutexLock lock(&mu_);
-      assumed_[pod->metadata().uid()] = {*pod, result.node_name};
-    }
     absl::Status bound = Bind(*pod, result.node_name);
     if (bound.ok()) {
       result_label = "scheduled";
@@ -144,7 +168,9 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     } else {
       {
         absl::MutexLock lock(&mu_);
-        assumed_.erase(pod->metadata().uid());
+        Pod assumed = *pod;
+        assumed.mutable_spec()->set_node_name(result.node_name);
+        cache_.ForgetPod(assumed);
       }
       result_label = "error";
       if (api::Reason(bound) == "Conflict" || api::Reason(bound) == "NotFound") {

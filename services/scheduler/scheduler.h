@@ -48,7 +48,9 @@ class Scheduler {
 
  private:
   bool Responsible(const Pod& pod) const;
-  Snapshot BuildSnapshot();
+  // The cache follows the informers with idempotent steps (remove, then add), so an event seen
+  // twice, or before the bootstrap read, does no harm.
+  void CachePod(const Pod* old_pod, const Pod* pod) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Bind(const Pod& pod, const std::string& node);
   void MarkUnschedulable(const Pod& pod, const std::string& message);
 
@@ -60,9 +62,12 @@ class Scheduler {
   SchedulingQueue queue_;
   Framework framework_;
 
-  // Bound by us, not yet seen bound by the informer: uid -> (pod, node).
+  // The cluster as the scheduler sees it: every node with its bound pods plus the pods this
+  // scheduler bound that the informer has not shown bound yet (assumed), so the next decisions
+  // count them. Kept up to date by the informers' events instead of being rebuilt per pod.
   absl::Mutex mu_;
-  std::map<std::string, std::pair<Pod, std::string>> assumed_ ABSL_GUARDED_BY(mu_);
+  Snapshot cache_ ABSL_GUARDED_BY(mu_);
+  bool cache_ready_ ABSL_GUARDED_BY(mu_) = false;
 
   prometheus::Family<prometheus::Counter>* attempts_ = nullptr;
   prometheus::Histogram* latency_ = nullptr;

@@ -72,6 +72,7 @@ Snapshot Snapshot::FromObjects(const std::vector<Node>& nodes, const std::vector
 }
 
 NodeInfo& Snapshot::AddNode(Node node) {
+  totals_.reset();
   auto it = index_.find(node.metadata().name());
   if (it != index_.end()) {
     nodes_[it->second].SetNode(std::move(node));
@@ -83,6 +84,7 @@ NodeInfo& Snapshot::AddNode(Node node) {
 }
 
 bool Snapshot::RemoveNode(const std::string& name) {
+  totals_.reset();
   auto it = index_.find(name);
   if (it == index_.end()) return false;
   nodes_.erase(nodes_.begin() + it->second);
@@ -92,6 +94,7 @@ bool Snapshot::RemoveNode(const std::string& name) {
 }
 
 bool Snapshot::AssumePod(Pod pod, const std::string& node_name) {
+  totals_.reset();
   NodeInfo* info = GetMutable(node_name);
   if (info == nullptr) return false;
   pod.mutable_spec()->set_node_name(node_name);
@@ -100,8 +103,21 @@ bool Snapshot::AssumePod(Pod pod, const std::string& node_name) {
 }
 
 bool Snapshot::ForgetPod(const Pod& pod) {
+  totals_.reset();
   NodeInfo* info = GetMutable(pod.spec().node_name());
   return info != nullptr && info->RemovePod(pod);
+}
+
+const Snapshot::AffinityTotals& Snapshot::Totals() const {
+  if (!totals_) {
+    AffinityTotals totals;
+    for (const NodeInfo& node : nodes_) {
+      totals.required_anti_affinity += node.pods_with_required_anti_affinity();
+      totals.affinity += node.pods_with_affinity();
+    }
+    totals_ = totals;
+  }
+  return *totals_;
 }
 
 const NodeInfo* Snapshot::Get(const std::string& name) const {
@@ -110,6 +126,7 @@ const NodeInfo* Snapshot::Get(const std::string& name) const {
 }
 
 NodeInfo* Snapshot::GetMutable(const std::string& name) {
+  totals_.reset();
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &nodes_[it->second];
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,12 +88,26 @@ class Snapshot {
   const std::vector<NodeInfo>& nodes() const { return nodes_; }
   size_t size() const { return nodes_.size(); }
 
+  // Pods anywhere in the snapshot with required pod anti-affinity / with any pod (anti-)affinity.
+  // Lets InterPodAffinity skip its cluster-wide scans for the common pod that has none. Computed
+  // once after a change (every mutation, GetMutable included, forgets the cached totals); not
+  // safe to call from several threads while the snapshot changes.
+  int64_t PodsWithRequiredAntiAffinity() const { return Totals().required_anti_affinity; }
+  int64_t PodsWithAffinity() const { return Totals().affinity; }
+
   // Namespace labels, for pod affinity terms with a namespaceSelector.
   void SetNamespaceLabels(const std::string& ns, std::map<std::string, std::string> labels);
   // Empty map when the namespace is unknown.
   const std::map<std::string, std::string>& NamespaceLabels(const std::string& ns) const;
 
  private:
+  struct AffinityTotals {
+    int64_t required_anti_affinity = 0;
+    int64_t affinity = 0;
+  };
+  const AffinityTotals& Totals() const;
+
+  mutable std::optional<AffinityTotals> totals_;
   std::vector<NodeInfo> nodes_;
   absl::flat_hash_map<std::string, size_t> index_;
   absl::flat_hash_map<std::string, std::map<std::string, std::string>> namespace_labels_;

@@ -170,7 +170,8 @@ Status InterPodAffinity::Filter(const Pod& pod, const NodeInfo& node,
     }
   }
 
-  // 3. Existing pods' required anti-affinity against this pod.
+  // 3. Existing pods' required anti-affinity against this pod (none in most clusters).
+  if (snapshot.PodsWithRequiredAntiAffinity() == 0) return Status();
   for (const NodeInfo& other : snapshot.nodes()) {
     if (other.pods_with_required_anti_affinity() == 0) continue;
     for (const PodInfo& existing : other.pods()) {
@@ -202,6 +203,7 @@ int64_t InterPodAffinity::Score(const Pod& pod, const NodeInfo& node,
   incoming.insert(incoming.end(), incoming_anti.begin(), incoming_anti.end());
 
   int64_t score = 0;
+  if (incoming.empty() && snapshot.PodsWithAffinity() == 0) return 0;
   for (const NodeInfo& other : snapshot.nodes()) {
     if (incoming.empty() && other.pods_with_affinity() == 0) continue;
     for (const PodInfo& existing : other.pods()) {
