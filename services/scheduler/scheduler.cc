@@ -1,6 +1,9 @@
 #include "services/scheduler/scheduler.h"
 
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -19,6 +22,50 @@ uint64_t Seed(uint64_t seed) {
 
 }  // namespace
 
+// A fixed pool of threads running binding cycles; destruction runs what is queued, then joins.
+class Scheduler::Binders {
+ public:
+  explicit Binders(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~Binders() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (auto& t : threads_) t.join();
+  }
+  void Submit(std::function<void()> task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(std::move(task));
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !tasks_.empty();
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+Scheduler::~Scheduler() = default;
+
 Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* factory,
                      client::EventRecorder* recorder, prometheus::Registry* registry,
                      SchedulerOptions options)
@@ -27,7 +74,8 @@ Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* fact
       recorder_(recorder),
       pods_(factory->For<Pod>()),
       nodes_(factory->For<Node>()),
-      framework_(plugins::DefaultPlugins(), std::make_unique<SeededRng>(Seed(options_.seed))) {
+      framework_(plugins::DefaultPlugins(), std::make_unique<SeededRng>(Seed(options_.seed))),
+      binders_(std::make_unique<Binders>(16)) {
   if (registry != nullptr) {
     attempts_ = &prometheus::BuildCounter()
                      .Name("scheduler_schedule_attempts_total")
@@ -133,6 +181,7 @@ void Scheduler::Run() {
           .Set(static_cast<double>(queue_.UnschedulableSize()));
     }
   }
+  binders_.reset();  // finish the bindings already decided
 }
 
 void Scheduler::Stop() { queue_.Close(); }
@@ -147,7 +196,6 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     queue_.Done(queued);
     return;
   }
-  std::string result_label;
   ScheduleResult result;
   {
     absl::MutexLock lock(&mu_);
@@ -156,33 +204,44 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     if (result.scheduled()) cache_.AssumePod(*pod, result.node_name);
   }
   if (result.scheduled()) {
-    absl::Status bound = Bind(*pod, result.node_name);
-    if (bound.ok()) {
-      result_label = "scheduled";
-      queue_.Done(*pod);
-      if (recorder_ != nullptr) {
-        recorder_->Event(*pod, client::kEventTypeNormal, "Scheduled",
-                         absl::StrCat("Successfully assigned ", pod->metadata().namespace_(), "/",
-                                      pod->metadata().name(), " to ", result.node_name));
-      }
-    } else {
-      {
-        absl::MutexLock lock(&mu_);
-        Pod assumed = *pod;
-        assumed.mutable_spec()->set_node_name(result.node_name);
-        cache_.ForgetPod(assumed);
-      }
-      result_label = "error";
-      if (api::Reason(bound) == "Conflict" || api::Reason(bound) == "NotFound") {
-        queue_.Done(*pod);  // bound by someone else, or gone: nothing left to do
-      } else {
-        queue_.AddUnschedulable(info, info.scheduling_cycle);
-      }
+    binders_->Submit([this, info, pod, node = result.node_name, start] {
+      BindAssumed(info, pod, node, start);
+    });
+    return;
+  }
+  MarkUnschedulable(*pod, result.message);
+  queue_.AddUnschedulable(info, info.scheduling_cycle);
+  if (attempts_ != nullptr) attempts_->Add({{"result", "unschedulable"}}).Increment();
+  if (latency_ != nullptr) {
+    latency_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+}
+
+void Scheduler::BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, std::string node,
+                            std::chrono::steady_clock::time_point start) {
+  std::string result_label = "scheduled";
+  absl::Status bound = Bind(*pod, node);
+  if (bound.ok()) {
+    queue_.Done(*pod);
+    if (recorder_ != nullptr) {
+      recorder_->Event(*pod, client::kEventTypeNormal, "Scheduled",
+                       absl::StrCat("Successfully assigned ", pod->metadata().namespace_(), "/",
+                                    pod->metadata().name(), " to ", node));
     }
   } else {
-    result_label = "unschedulable";
-    MarkUnschedulable(*pod, result.message);
-    queue_.AddUnschedulable(info, info.scheduling_cycle);
+    {
+      absl::MutexLock lock(&mu_);
+      Pod assumed = *pod;
+      assumed.mutable_spec()->set_node_name(node);
+      cache_.ForgetPod(assumed);
+    }
+    result_label = "error";
+    if (api::Reason(bound) == "Conflict" || api::Reason(bound) == "NotFound") {
+      queue_.Done(*pod);  // bound by someone else, or gone: nothing left to do
+    } else {
+      queue_.AddUnschedulable(info, info.scheduling_cycle);
+    }
   }
   if (attempts_ != nullptr) attempts_->Add({{"result", result_label}}).Increment();
   if (latency_ != nullptr) {

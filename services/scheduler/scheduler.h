@@ -8,6 +8,7 @@
 #ifndef CAPSTAN_SERVICES_SCHEDULER_SCHEDULER_H_
 #define CAPSTAN_SERVICES_SCHEDULER_SCHEDULER_H_
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,13 +39,16 @@ class Scheduler {
   Scheduler(client::Client* client, client::SharedInformerFactory* factory,
             client::EventRecorder* recorder, prometheus::Registry* registry,
             SchedulerOptions options = {});
+  ~Scheduler();
 
   // Waits for the caches, then schedules until Stop(). Blocks.
   void Run();
   void Stop();
 
-  // One scheduling attempt (exposed for tests).
+  // One scheduling attempt (exposed for tests). The binding it decides runs on a binder thread.
   void ScheduleOne(QueuedPodInfo info);
+
+  class Binders;
 
  private:
   bool Responsible(const Pod& pod) const;
@@ -52,6 +56,9 @@ class Scheduler {
   // twice, or before the bootstrap read, does no harm.
   void CachePod(const Pod* old_pod, const Pod* pod) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Bind(const Pod& pod, const std::string& node);
+  // The binding cycle of a pod assumed on node: bind, then record the outcome.
+  void BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, std::string node,
+                   std::chrono::steady_clock::time_point start);
   void MarkUnschedulable(const Pod& pod, const std::string& message);
 
   const SchedulerOptions options_;
@@ -61,6 +68,9 @@ class Scheduler {
   client::Informer<Node> nodes_;
   SchedulingQueue queue_;
   Framework framework_;
+  // Bindings run here, concurrently (they share the apiserver's fsyncs), while the next pod is
+  // being scheduled against a cache in which this one is already assumed.
+  std::unique_ptr<Binders> binders_;
 
   // The cluster as the scheduler sees it: every node with its bound pods plus the pods this
   // scheduler bound that the informer has not shown bound yet (assumed), so the next decisions

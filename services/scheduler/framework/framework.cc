@@ -62,10 +62,23 @@ std::vector<NodeScore> Framework::RunScores(const Pod& pod,
   return result;
 }
 
+int64_t NumFeasibleNodesToFind(int64_t all_nodes) {
+  constexpr int64_t kMinFeasibleNodesToFind = 100;
+  constexpr int64_t kMinPercentage = 5;
+  if (all_nodes < kMinFeasibleNodesToFind) return all_nodes;
+  int64_t percentage = std::max(kMinPercentage, 50 - all_nodes / 125);
+  return std::max(kMinFeasibleNodesToFind, all_nodes * percentage / 100);
+}
+
 ScheduleResult Framework::Schedule(const Pod& pod, const Snapshot& snapshot) {
   ScheduleResult result;
   std::vector<const NodeInfo*> feasible;
-  for (const NodeInfo& node : snapshot.nodes()) {
+  const std::vector<NodeInfo>& nodes = snapshot.nodes();
+  const int64_t wanted = NumFeasibleNodesToFind(static_cast<int64_t>(nodes.size()));
+  // Start where the previous cycle stopped, so every node gets its turn to be considered.
+  const size_t start = nodes.empty() ? 0 : next_start_node_index_ % nodes.size();
+  for (size_t i = 0; i < nodes.size() && static_cast<int64_t>(feasible.size()) < wanted; ++i) {
+    const NodeInfo& node = nodes[(start + i) % nodes.size()];
     ++result.evaluated_nodes;
     std::string plugin;
     Status status = RunFilters(pod, node, snapshot, &plugin);
@@ -76,6 +89,7 @@ ScheduleResult Framework::Schedule(const Pod& pod, const Snapshot& snapshot) {
       result.diagnosis.node_to_plugin[node.name()] = std::move(plugin);
     }
   }
+  if (!nodes.empty()) next_start_node_index_ = (start + result.evaluated_nodes) % nodes.size();
   result.feasible_nodes = static_cast<int64_t>(feasible.size());
   if (feasible.empty()) {
     result.message = FitErrorMessage(static_cast<int64_t>(snapshot.size()), result.diagnosis);

@@ -111,8 +111,10 @@ class Framework {
   std::vector<NodeScore> RunScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
                                    const Snapshot& snapshot) const;
 
-  // One scheduling cycle for `pod` over every node of `snapshot`. The snapshot is not changed;
-  // call Snapshot::AssumePod with the result to account for the placement.
+  // One scheduling cycle for `pod`. As kube-scheduler (percentageOfNodesToScore, adaptive), it
+  // stops filtering once NumFeasibleNodesToFind nodes fit, starting each cycle where the previous
+  // one stopped; a pod that fits nowhere is checked against every node. The snapshot is not
+  // changed; call Snapshot::AssumePod with the result to account for the placement.
   ScheduleResult Schedule(const Pod& pod, const Snapshot& snapshot);
 
   const Plugins& plugins() const { return plugins_; }
@@ -120,7 +122,12 @@ class Framework {
  private:
   Plugins plugins_;
   std::unique_ptr<Rng> rng_;
+  size_t next_start_node_index_ = 0;
 };
+
+// How many feasible nodes a cycle looks for among all_nodes: all below 100; else
+// max(100, all_nodes * max(5, 50 - all_nodes / 125) / 100), as kube-scheduler's default.
+int64_t NumFeasibleNodesToFind(int64_t all_nodes);
 
 }  // namespace capstan::scheduler
 

@@ -8,6 +8,7 @@
 
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace capstan::scheduler {
@@ -253,6 +254,35 @@ TEST(Framework, NoNodes) {
   ScheduleResult result = fw.Schedule(MakePod("p", "1", "1"), Snapshot());
   EXPECT_FALSE(result.scheduled());
   EXPECT_EQ(result.message, "no nodes available to schedule pods");
+}
+
+TEST(FrameworkTest, LargeClustersAreSearchedInTurnsForEnoughFeasibleNodes) {
+  EXPECT_EQ(NumFeasibleNodesToFind(50), 50);
+  EXPECT_EQ(NumFeasibleNodesToFind(1000), 420);   // 42% of 1,000
+  EXPECT_EQ(NumFeasibleNodesToFind(5000), 500);   // 10% of 5,000
+  EXPECT_EQ(NumFeasibleNodesToFind(100000), 5000);  // never below 5%
+  Snapshot snapshot;
+  for (int i = 0; i < 1000; ++i) snapshot.AddNode(MakeNode(absl::StrCat("n", i)));
+  Framework fw({}, std::make_unique<SeededRng>(1));
+  ScheduleResult first = fw.Schedule(MakePod("p", "1", "1Gi"), snapshot);
+  EXPECT_EQ(first.evaluated_nodes, 420);
+  EXPECT_EQ(first.feasible_nodes, 420);
+  // The next cycle starts where this one stopped: another part of the cluster gets its turn.
+  ScheduleResult second = fw.Schedule(MakePod("q", "1", "1Gi"), snapshot);
+  EXPECT_EQ(second.evaluated_nodes, 420);
+  std::set<std::string> firsts, seconds;
+  for (const auto& s : first.scores) firsts.insert(s.name);
+  for (const auto& s : second.scores) seconds.insert(s.name);
+  for (const auto& name : seconds) EXPECT_EQ(firsts.count(name), 0u) << name;
+  // A pod that fits nowhere is checked against every node.
+  std::vector<std::string> all;
+  for (int i = 0; i < 1000; ++i) all.push_back(absl::StrCat("n", i));
+  Plugins rejecting;
+  rejecting.filters.push_back(std::make_shared<RejectFilter>("Reject", all, "no"));
+  Framework strict(rejecting, std::make_unique<SeededRng>(1));
+  ScheduleResult none = strict.Schedule(MakePod("huge", "1", "1Gi"), snapshot);
+  EXPECT_EQ(none.evaluated_nodes, 1000);
+  EXPECT_FALSE(none.scheduled());
 }
 
 }  // namespace
