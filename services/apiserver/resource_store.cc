@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/apps_v1.pb.h"
 #include "proto/core_v1.pb.h"
+#include "proto/scheduling_v1.pb.h"
 #include "services/apiserver/registry/defaults.h"
 #include "services/apiserver/registry/validation.h"
 
@@ -27,6 +28,21 @@ using capstan::meta::v1::ObjectMeta;
 constexpr int kUpdateRetries = 16;
 constexpr int kGenerateNameRetries = 8;
 const char* const kSystemNamespaces[] = {"default", "kube-system", "kube-public", "kube-node-lease"};
+
+// Kubernetes' built-in PriorityClasses (pkg/apis/scheduling: SystemPriorityClasses).
+struct SystemPriorityClass {
+  const char* name;
+  int32_t value;
+  const char* description;
+};
+constexpr SystemPriorityClass kSystemPriorityClasses[] = {
+    {"system-node-critical", 2000001000,
+     "Used for system critical pods that must not be moved from their current node."},
+    {"system-cluster-critical", 2000000000,
+     "Used for system critical pods that must run in the cluster, but can be moved to another "
+     "node if necessary."},
+};
+constexpr char kDefaultPreemptionPolicy[] = "PreemptLowerPriority";
 
 std::string CacheKey(const std::string& ns, const std::string& name) {
   return absl::StrCat(ns, "/", name);
@@ -216,6 +232,19 @@ absl::Status ResourceStore::Start() {
       return created.status();
     }
   }
+
+  const api::ResourceInfo& pc_info = *scheme_.ByKind("scheduling.k8s.io/v1", "PriorityClass");
+  for (const SystemPriorityClass& system : kSystemPriorityClasses) {
+    if (cache(pc_info).Get(CacheKey("", system.name)) != nullptr) continue;
+    auto pc = std::make_unique<capstan::scheduling::v1::PriorityClass>();
+    pc->mutable_metadata()->set_name(system.name);
+    pc->set_value(system.value);
+    pc->set_description(system.description);
+    absl::StatusOr<ObjectPtr> created = Create(pc_info, "", std::move(pc), false);
+    if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
+      return created.status();
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -332,6 +361,14 @@ absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
 
   bool generated = meta->name().empty() && !meta->generate_name().empty();
   if (generated) meta->set_name(meta->generate_name() + RandomSuffix());
+  // Admission (mutating, then validating) runs before the object's own validation.
+  if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(object.get())) {
+    absl::Status s = AdmitPodPriority(pod);
+    if (!s.ok()) return s;
+  } else if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(object.get())) {
+    absl::Status s = CheckGlobalDefault(info, *pc, false);
+    if (!s.ok()) return s;
+  }
   absl::Status invalid = ValidateObject(info, *object, nullptr);
   if (!invalid.ok()) return invalid;
   if (info.namespaced) {
@@ -411,6 +448,87 @@ absl::StatusOr<ListResult> ResourceStore::List(const api::ResourceInfo& info, co
   return result;
 }
 
+ObjectPtr ResourceStore::DefaultPriorityClass() {
+  const api::ResourceInfo& pc_info = *scheme_.ByKind("scheduling.k8s.io/v1", "PriorityClass");
+  absl::StatusOr<Selection> all = MakeSelection(pc_info, "", "", "");
+  if (!all.ok()) return nullptr;
+  absl::StatusOr<ListResult> classes = cache(pc_info).List(*all, 0, 0, "");
+  if (!classes.ok()) return nullptr;
+  ObjectPtr best;
+  int32_t best_value = 0;
+  for (const ObjectPtr& item : classes->items) {
+    const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(item->object());
+    if (!pc.global_default()) continue;
+    // Should several be marked (they were created concurrently), the lowest value wins, as in
+    // Kubernetes.
+    if (best == nullptr || pc.value() < best_value) {
+      best = item;
+      best_value = pc.value();
+    }
+  }
+  return best;
+}
+
+absl::Status ResourceStore::AdmitPodPriority(capstan::core::v1::Pod* pod) {
+  capstan::core::v1::PodSpec* spec = pod->mutable_spec();
+  int32_t priority = 0;
+  std::optional<std::string> policy;
+  const api::ResourceInfo& pod_info = *scheme_.ByKind("v1", "Pod");
+  const std::string& pod_name = pod->metadata().name();
+  if (spec->priority_class_name().empty()) {
+    ObjectPtr found = DefaultPriorityClass();
+    if (found != nullptr) {
+      const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(found->object());
+      spec->set_priority_class_name(pc.metadata().name());
+      priority = pc.value();
+      policy = pc.has_preemption_policy() ? pc.preemption_policy() : kDefaultPreemptionPolicy;
+    }
+  } else {
+    const api::ResourceInfo& pc_info = *scheme_.ByKind("scheduling.k8s.io/v1", "PriorityClass");
+    ObjectPtr found = cache(pc_info).Get(CacheKey("", spec->priority_class_name()));
+    if (found == nullptr) {
+      return api::Forbidden(Ref(pod_info, pod_name),
+                            absl::StrCat("no PriorityClass with name ",
+                                         spec->priority_class_name(), " was found"));
+    }
+    const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(found->object());
+    priority = pc.value();
+    policy = pc.has_preemption_policy() ? pc.preemption_policy() : kDefaultPreemptionPolicy;
+  }
+  if (spec->has_priority() && spec->priority() != priority) {
+    return api::Forbidden(
+        Ref(pod_info, pod_name),
+        absl::StrCat("the integer value of priority (", spec->priority(),
+                     ") must not be provided in pod spec; priority admission controller "
+                     "computed ", priority, " from the given PriorityClass name"));
+  }
+  spec->set_priority(priority);
+  if (policy.has_value()) {
+    if (spec->has_preemption_policy() && spec->preemption_policy() != *policy) {
+      return api::Forbidden(
+          Ref(pod_info, pod_name),
+          absl::StrCat("the string value of PreemptionPolicy (", spec->preemption_policy(),
+                       ") must not be provided in pod spec; priority admission controller "
+                       "computed ", *policy, " from the given PriorityClass name"));
+    }
+    spec->set_preemption_policy(*policy);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ResourceStore::CheckGlobalDefault(
+    const api::ResourceInfo& info, const capstan::scheduling::v1::PriorityClass& priority_class,
+    bool update) {
+  if (!priority_class.global_default()) return absl::OkStatus();
+  ObjectPtr found = DefaultPriorityClass();
+  if (found == nullptr) return absl::OkStatus();
+  const std::string& existing = api::Meta(found->object()).name();
+  if (update && existing == priority_class.metadata().name()) return absl::OkStatus();
+  return api::Forbidden(Ref(info, priority_class.metadata().name()),
+                        absl::StrCat("PriorityClass ", existing,
+                                     " is already marked as default. Only one default can exist"));
+}
+
 absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
     const api::ResourceInfo& info, const std::string& ns, const std::string& name,
     const std::function<absl::StatusOr<std::unique_ptr<Message>>(const CachedObject& current)>&
@@ -484,6 +602,17 @@ absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
       }
       api::SetTypeMeta(info, next.get());
       registry::SetDefaults(next.get());
+      if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
+        // Priority admission set these on create: an update that leaves them out keeps them
+        // (changing them is refused by the pod update rules).
+        const auto& old_spec = static_cast<const capstan::core::v1::Pod&>(old).spec();
+        if (!pod->spec().has_priority() && old_spec.has_priority()) {
+          pod->mutable_spec()->set_priority(old_spec.priority());
+        }
+        if (!pod->spec().has_preemption_policy() && old_spec.has_preemption_policy()) {
+          pod->mutable_spec()->set_preemption_policy(old_spec.preemption_policy());
+        }
+      }
       if (DesiredState(*next) != DesiredState(old)) meta->set_generation(old_meta.generation() + 1);
       if (old_meta.has_deletion_timestamp()) {
         for (const auto& f : meta->finalizers()) {
@@ -497,6 +626,10 @@ absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
     meta->set_resource_version(old_meta.resource_version());
     // A server subresource (binding) makes changes a user's update may not (spec.nodeName): the
     // update rules do not apply to it; the object must still be valid.
+    if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(next.get())) {
+      absl::Status s = CheckGlobalDefault(info, *pc, true);
+      if (!s.ok()) return s;
+    }
     absl::Status invalid =
         ValidateObject(info, *next, scope == UpdateScope::kWhole ? nullptr : &old);
     if (!invalid.ok()) return invalid;

@@ -25,6 +25,10 @@
 #include "proto/core_v1.pb.h"
 #include "services/apiserver/watch_cache.h"
 
+namespace capstan::scheduling::v1 {
+class PriorityClass;
+}  // namespace capstan::scheduling::v1
+
 namespace capstan::apiserver {
 
 struct DeleteOptions {
@@ -66,7 +70,8 @@ class ResourceStore {
   ~ResourceStore();
 
   // Loads every resource's objects into its cache, starts following commits, and makes sure the
-  // system namespaces (default, kube-system, kube-public, kube-node-lease) exist.
+  // system namespaces (default, kube-system, kube-public, kube-node-lease) and the built-in
+  // PriorityClasses (system-cluster-critical, system-node-critical) exist.
   absl::Status Start();
 
   absl::StatusOr<ObjectPtr> Create(const api::ResourceInfo& info, const std::string& ns,
@@ -127,6 +132,15 @@ class ResourceStore {
           const CachedObject& current)>& mutate,
       UpdateScope scope, bool dry_run);
   absl::Status CheckNamespace(const std::string& ns);
+  // Kubernetes' Priority admission. On pod create: resolves spec.priorityClassName (or the
+  // globalDefault class) into spec.priority and spec.preemptionPolicy.
+  absl::Status AdmitPodPriority(capstan::core::v1::Pod* pod);
+  // Only one PriorityClass may be the global default (create, and update of another class).
+  absl::Status CheckGlobalDefault(const api::ResourceInfo& info,
+                                  const capstan::scheduling::v1::PriorityClass& priority_class,
+                                  bool update);
+  // The PriorityClass with globalDefault (the lowest value if several), or null.
+  ObjectPtr DefaultPriorityClass();
   absl::Status ValidateObject(const api::ResourceInfo& info, const google::protobuf::Message& object,
                               const google::protobuf::Message* old);
 

@@ -7,6 +7,7 @@
 #include "lib/storage/rocksdb_store.h"
 #include "proto/apps_v1.pb.h"
 #include "proto/core_v1.pb.h"
+#include "proto/scheduling_v1.pb.h"
 
 namespace capstan::apiserver {
 namespace {
@@ -14,6 +15,7 @@ namespace {
 using capstan::apps::v1::Deployment;
 using capstan::core::v1::Namespace;
 using capstan::core::v1::Pod;
+using capstan::scheduling::v1::PriorityClass;
 
 class ResourceStoreTest : public ::testing::Test {
  protected:
@@ -62,6 +64,25 @@ class ResourceStoreTest : public ::testing::Test {
     c->set_image("nginx:1.25");
     pod->mutable_spec()->set_node_name(node);
     return resources_->Create(Info("v1", "Pod"), ns, std::move(pod), false);
+  }
+  std::unique_ptr<Pod> NewPod(const std::string& name) {
+    auto pod = std::make_unique<Pod>();
+    pod->mutable_metadata()->set_name(name);
+    auto* c = pod->mutable_spec()->add_containers();
+    c->set_name("web");
+    c->set_image("nginx:1.25");
+    return pod;
+  }
+  absl::StatusOr<ObjectPtr> CreatePriorityClass(const std::string& name, int32_t value,
+                                                bool global_default = false,
+                                                const std::string& policy = "") {
+    auto pc = std::make_unique<PriorityClass>();
+    pc->mutable_metadata()->set_name(name);
+    pc->set_value(value);
+    pc->set_global_default(global_default);
+    if (!policy.empty()) pc->set_preemption_policy(policy);
+    return resources_->Create(Info("scheduling.k8s.io/v1", "PriorityClass"), "", std::move(pc),
+                              false);
   }
   std::unique_ptr<Deployment> NewDeployment(const std::string& name) {
     auto d = std::make_unique<Deployment>();
@@ -345,6 +366,166 @@ TEST_F(ResourceStoreTest, CompactedRevisionIsExpired) {
   auto w = resources_->Watch(info, "default", options, [] {});
   EXPECT_EQ(api::Reason(w.status()), "Expired");
   EXPECT_EQ(api::ToApiStatus(w.status()).code(), 410);
+}
+
+TEST_F(ResourceStoreTest, BuiltInPriorityClassesExistFromTheStart) {
+  const auto& info = Info("scheduling.k8s.io/v1", "PriorityClass");
+  PriorityClass cluster = As<PriorityClass>(resources_->Get(info, "", "system-cluster-critical"));
+  EXPECT_EQ(cluster.value(), 2000000000);
+  EXPECT_FALSE(cluster.global_default());
+  EXPECT_EQ(cluster.preemption_policy(), "PreemptLowerPriority");
+  EXPECT_EQ(cluster.description(),
+            "Used for system critical pods that must run in the cluster, but can be moved to "
+            "another node if necessary.");
+  PriorityClass node = As<PriorityClass>(resources_->Get(info, "", "system-node-critical"));
+  EXPECT_EQ(node.value(), 2000001000);
+  EXPECT_EQ(node.description(),
+            "Used for system critical pods that must not be moved from their current node.");
+
+  // A restart finds them and creates nothing.
+  std::string rv = cluster.metadata().resource_version();
+  Open();
+  EXPECT_EQ(As<PriorityClass>(resources_->Get(info, "", "system-cluster-critical"))
+                .metadata()
+                .resource_version(),
+            rv);
+}
+
+TEST_F(ResourceStoreTest, PodGetsThePriorityOfItsClass) {
+  ASSERT_TRUE(CreatePriorityClass("high", 1000, false, "Never").ok());
+  auto pod = NewPod("web-0");
+  pod->mutable_spec()->set_priority_class_name("high");
+  Pod created = As<Pod>(resources_->Create(Info("v1", "Pod"), "default", std::move(pod), false));
+  EXPECT_EQ(created.spec().priority(), 1000);
+  EXPECT_EQ(created.spec().preemption_policy(), "Never");
+
+  pod = NewPod("critical");
+  pod->mutable_spec()->set_priority_class_name("system-node-critical");
+  created = As<Pod>(resources_->Create(Info("v1", "Pod"), "kube-system", std::move(pod), false));
+  EXPECT_EQ(created.spec().priority(), 2000001000);
+  EXPECT_EQ(created.spec().preemption_policy(), "PreemptLowerPriority");
+
+  // Without a class and without a default: priority 0.
+  created = As<Pod>(CreatePod("plain"));
+  EXPECT_TRUE(created.spec().has_priority());
+  EXPECT_EQ(created.spec().priority(), 0);
+  EXPECT_EQ(created.spec().priority_class_name(), "");
+
+  // An update that leaves priority out keeps it; one that changes it is invalid (immutable).
+  Pod update = As<Pod>(resources_->Get(Info("v1", "Pod"), "default", "web-0"));
+  update.mutable_spec()->clear_priority();
+  update.mutable_spec()->clear_preemption_policy();
+  update.mutable_spec()->mutable_containers(0)->set_image("nginx:1.26");
+  Pod updated = As<Pod>(resources_->Update(Info("v1", "Pod"), "default",
+                                           std::make_unique<Pod>(update), false, false));
+  EXPECT_EQ(updated.spec().priority(), 1000);
+  EXPECT_EQ(updated.spec().preemption_policy(), "Never");
+  updated.mutable_spec()->set_priority(5);
+  EXPECT_EQ(api::Reason(resources_->Update(Info("v1", "Pod"), "default",
+                                           std::make_unique<Pod>(updated), false, false)
+                            .status()),
+            "Invalid");
+}
+
+TEST_F(ResourceStoreTest, UnknownPriorityClassIsForbidden) {
+  auto pod = NewPod("web-0");
+  pod->mutable_spec()->set_priority_class_name("missing");
+  auto created = resources_->Create(Info("v1", "Pod"), "default", std::move(pod), false);
+  ASSERT_FALSE(created.ok());
+  capstan::meta::v1::Status status = api::ToApiStatus(created.status());
+  EXPECT_EQ(status.reason(), "Forbidden");
+  EXPECT_EQ(status.code(), 403);
+  EXPECT_NE(status.message().find("no PriorityClass with name missing was found"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(api::Reason(resources_->Get(Info("v1", "Pod"), "default", "web-0").status()),
+            "NotFound");
+}
+
+TEST_F(ResourceStoreTest, GlobalDefaultPriorityClassAppliesToPodsWithoutAClass) {
+  ASSERT_TRUE(CreatePriorityClass("normal", 100, true).ok());
+  Pod created = As<Pod>(CreatePod("web-0"));
+  EXPECT_EQ(created.spec().priority_class_name(), "normal");
+  EXPECT_EQ(created.spec().priority(), 100);
+  EXPECT_EQ(created.spec().preemption_policy(), "PreemptLowerPriority");
+
+  // A pod naming its class gets that class, not the default.
+  ASSERT_TRUE(CreatePriorityClass("low", 10).ok());
+  auto pod = NewPod("web-1");
+  pod->mutable_spec()->set_priority_class_name("low");
+  created = As<Pod>(resources_->Create(Info("v1", "Pod"), "default", std::move(pod), false));
+  EXPECT_EQ(created.spec().priority(), 10);
+}
+
+TEST_F(ResourceStoreTest, OnlyOnePriorityClassMayBeTheGlobalDefault) {
+  const auto& info = Info("scheduling.k8s.io/v1", "PriorityClass");
+  ASSERT_TRUE(CreatePriorityClass("first", 100, true).ok());
+  auto second = CreatePriorityClass("second", 200, true);
+  ASSERT_FALSE(second.ok());
+  capstan::meta::v1::Status status = api::ToApiStatus(second.status());
+  EXPECT_EQ(status.reason(), "Forbidden");
+  EXPECT_EQ(status.code(), 403);
+  EXPECT_NE(status.message().find(
+                "PriorityClass first is already marked as default. Only one default can exist"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(api::Reason(resources_->Get(info, "", "second").status()), "NotFound");
+
+  // Marking another class default by update or patch is refused too; the default itself may be
+  // updated.
+  PriorityClass other = As<PriorityClass>(CreatePriorityClass("other", 300));
+  other.set_global_default(true);
+  EXPECT_EQ(api::Reason(resources_->Update(info, "", std::make_unique<PriorityClass>(other), false,
+                                           false)
+                            .status()),
+            "Forbidden");
+  EXPECT_EQ(api::Reason(resources_->Patch(info, "", "other", PatchType::kMerge,
+                                          R"({"globalDefault":true})", false, false)
+                            .status()),
+            "Forbidden");
+  EXPECT_TRUE(resources_->Patch(info, "", "first", PatchType::kMerge,
+                                R"({"description":"the default"})", false, false)
+                  .ok());
+  // Once the default gives it up, another may take it.
+  ASSERT_TRUE(resources_->Patch(info, "", "first", PatchType::kMerge,
+                                R"({"globalDefault":false})", false, false)
+                  .ok());
+  EXPECT_TRUE(resources_->Patch(info, "", "other", PatchType::kMerge,
+                                R"({"globalDefault":true})", false, false)
+                  .ok());
+}
+
+TEST_F(ResourceStoreTest, PodGivingAConflictingPriorityIsForbidden) {
+  ASSERT_TRUE(CreatePriorityClass("high", 1000).ok());
+  auto pod = NewPod("web-0");
+  pod->mutable_spec()->set_priority_class_name("high");
+  pod->mutable_spec()->set_priority(7);
+  auto created = resources_->Create(Info("v1", "Pod"), "default", std::move(pod), false);
+  ASSERT_FALSE(created.ok());
+  capstan::meta::v1::Status status = api::ToApiStatus(created.status());
+  EXPECT_EQ(status.reason(), "Forbidden");
+  EXPECT_EQ(status.code(), 403);
+  EXPECT_NE(status.message().find("the integer value of priority (7) must not be provided in pod "
+                                  "spec; priority admission controller computed 1000 from the "
+                                  "given PriorityClass name"),
+            std::string::npos)
+      << status.message();
+
+  // Without a class the computed priority is 0.
+  pod = NewPod("web-1");
+  pod->mutable_spec()->set_priority(5);
+  EXPECT_EQ(api::Reason(
+                resources_->Create(Info("v1", "Pod"), "default", std::move(pod), false).status()),
+            "Forbidden");
+
+  // The same value as the class's is accepted.
+  pod = NewPod("web-2");
+  pod->mutable_spec()->set_priority_class_name("high");
+  pod->mutable_spec()->set_priority(1000);
+  EXPECT_EQ(As<Pod>(resources_->Create(Info("v1", "Pod"), "default", std::move(pod), false))
+                .spec()
+                .priority(),
+            1000);
 }
 
 }  // namespace

@@ -23,6 +23,9 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:10259",
           "HTTP address of /metrics, /healthz and /readyz; port 0 picks a free one");
 ABSL_FLAG(std::string, address_file, "", "When set, `metrics=HOST:PORT` is written here once up");
 ABSL_FLAG(std::string, scheduler_name, "default-scheduler", "Schedules pods with this schedulerName");
+ABSL_FLAG(int64_t, eviction_grace_period, -1,
+          "Grace period (seconds) of the deletions evicting preemption victims; negative: each "
+          "pod's own terminationGracePeriodSeconds");
 ABSL_FLAG(bool, leader_elect, true, "Elect a leader on a Lease before scheduling");
 ABSL_FLAG(std::string, leader_elect_identity, "", "This replica's identity; default: host_random");
 ABSL_FLAG(absl::Duration, leader_elect_lease_duration, absl::Seconds(15), "Lease duration");
@@ -57,6 +60,9 @@ int Main() {
   client::SharedInformerFactory informers(client.get());
   SchedulerOptions options;
   options.scheduler_name = absl::GetFlag(FLAGS_scheduler_name);
+  if (int64_t grace = absl::GetFlag(FLAGS_eviction_grace_period); grace >= 0) {
+    options.eviction_grace_period = grace;
+  }
   Scheduler scheduler(client.get(), &informers, &recorder, registry.get(), options);
 
   metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));

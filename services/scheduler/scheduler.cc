@@ -1,6 +1,7 @@
 #include "services/scheduler/scheduler.h"
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -10,6 +11,8 @@
 #include "lib/api/errors.h"
 #include "lib/metrics/metrics.h"
 #include "services/scheduler/plugins/plugins.h"
+#include "services/scheduler/preemption.h"
+#include "services/scheduler/queue/scheduling_queue.h"
 
 namespace capstan::scheduler {
 namespace {
@@ -114,6 +117,7 @@ Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* fact
         {
           absl::MutexLock lock(&mu_);
           CachePod(pod.get(), nullptr);
+          preemptions_.erase(pod->metadata().uid());
         }
         queue_.Delete(*pod);
         // Freed room may let unschedulable pods fit.
@@ -201,7 +205,10 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     absl::MutexLock lock(&mu_);
     result = framework_.Schedule(*pod, cache_);
     // Assumed at once, so the next decision counts this pod even before the binding is seen.
-    if (result.scheduled()) cache_.AssumePod(*pod, result.node_name);
+    if (result.scheduled()) {
+      cache_.AssumePod(*pod, result.node_name);
+      preemptions_.erase(pod->metadata().uid());
+    }
   }
   if (result.scheduled()) {
     binders_->Submit([this, info, pod, node = result.node_name, start] {
@@ -209,7 +216,8 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     });
     return;
   }
-  MarkUnschedulable(*pod, result.message);
+  // Back to the queue as unschedulable either way: the victims' deletions requeue it.
+  MarkUnschedulable(*pod, result.message, Preempt(*pod));
   queue_.AddUnschedulable(info, info.scheduling_cycle);
   if (attempts_ != nullptr) attempts_->Add({{"result", "unschedulable"}}).Increment();
   if (latency_ != nullptr) {
@@ -270,18 +278,78 @@ absl::Status Scheduler::Bind(const Pod& pod, const std::string& node) {
   return api::FromGrpcStatus(client_->stub()->Create(&context, request, &response));
 }
 
-void Scheduler::MarkUnschedulable(const Pod& pod, const std::string& message) {
+std::string Scheduler::Preempt(const Pod& pod) {
+  std::optional<PreemptionPlan> plan;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!cache_ready_) return "";
+    auto it = preemptions_.find(pod.metadata().uid());
+    if (it != preemptions_.end()) {
+      // Victims of an earlier preemption still hold their room: wait for them to go.
+      if (const NodeInfo* node = cache_.Get(it->second.node)) {
+        for (const Pod& victim : it->second.victims) {
+          for (const PodInfo& p : node->pods()) {
+            if (p.pod.metadata().uid() == victim.metadata().uid()) return it->second.node;
+          }
+        }
+      }
+      preemptions_.erase(it);
+    }
+    // As Kubernetes' PodEligibleToPreemptOthers: lower-priority pods still terminating on the
+    // nominated node (say, deleted by a previous run of the scheduler) will make the room.
+    if (const NodeInfo* node = cache_.Get(pod.status().nominated_node_name())) {
+      for (const PodInfo& p : node->pods()) {
+        if (p.pod.metadata().has_deletion_timestamp() && PodPriority(p.pod) < PodPriority(pod)) {
+          return node->name();
+        }
+      }
+    }
+    plan = FindPreemption(framework_, pod, cache_);
+    if (!plan.has_value()) return "";
+  }
+  // Deleted one by one outside the lock; only the pods actually going count as this pod's victims.
+  Preemption preemption{plan->node_name, {}};
+  for (const Pod& victim : plan->victims) {
+    client::DeleteOptions options;
+    options.precondition_uid = victim.metadata().uid();
+    options.grace_period_seconds = options_.eviction_grace_period;
+    absl::StatusOr<Pod> deleted =
+        client_->Delete<Pod>(victim.metadata().namespace_(), victim.metadata().name(), options);
+    if (!deleted.ok() && api::Reason(deleted.status()) != "NotFound") {
+      fprintf(stderr, "capstan-scheduler: preempting %s/%s: %s\n",
+              victim.metadata().namespace_().c_str(), victim.metadata().name().c_str(),
+              std::string(deleted.status().message()).c_str());
+      continue;
+    }
+    preemption.victims.push_back(victim);
+    if (recorder_ != nullptr) {
+      recorder_->Event(victim, client::kEventTypeNormal, "Preempted",
+                       absl::StrCat("Preempted by ", pod.metadata().namespace_(), "/",
+                                    pod.metadata().name(), " on node ", plan->node_name));
+    }
+  }
+  if (preemption.victims.empty()) return "";
+  absl::MutexLock lock(&mu_);
+  preemptions_[pod.metadata().uid()] = std::move(preemption);
+  return plan->node_name;
+}
+
+void Scheduler::MarkUnschedulable(const Pod& pod, const std::string& message,
+                                  const std::string& nominated_node) {
   if (recorder_ != nullptr) {
     recorder_->Event(pod, client::kEventTypeWarning, "FailedScheduling", message);
   }
-  // Condition PodScheduled=False, reason Unschedulable, written only when it changes.
+  // Condition PodScheduled=False, reason Unschedulable, written only when it (or the nominated
+  // node) changes.
+  bool nominate = !nominated_node.empty() && pod.status().nominated_node_name() != nominated_node;
   for (const auto& c : pod.status().conditions()) {
     if (c.type() == "PodScheduled" && c.status() == "False" && c.reason() == "Unschedulable" &&
-        c.message() == message) {
+        c.message() == message && !nominate) {
       return;
     }
   }
   Pod updated = pod;
+  if (nominate) updated.mutable_status()->set_nominated_node_name(nominated_node);
   capstan::core::v1::PodCondition* condition = nullptr;
   for (auto& c : *updated.mutable_status()->mutable_conditions()) {
     if (c.type() == "PodScheduled") condition = &c;

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "lib/client/client.h"
@@ -30,6 +32,9 @@ namespace capstan::scheduler {
 struct SchedulerOptions {
   std::string scheduler_name = "default-scheduler";  // pods with this spec.schedulerName
   uint64_t seed = 0;                                 // tie-break randomness; 0: from the clock
+  // Grace period of the deletions that evict preemption victims; unset: each pod's own
+  // terminationGracePeriodSeconds (the apiserver's default).
+  std::optional<int64_t> eviction_grace_period;
 };
 
 class Scheduler {
@@ -59,7 +64,14 @@ class Scheduler {
   // The binding cycle of a pod assumed on node: bind, then record the outcome.
   void BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, std::string node,
                    std::chrono::steady_clock::time_point start);
-  void MarkUnschedulable(const Pod& pod, const std::string& message);
+  // Records FailedScheduling and the PodScheduled=False condition, and status.nominatedNodeName
+  // when `nominated_node` is non-empty (one status write for both).
+  void MarkUnschedulable(const Pod& pod, const std::string& message,
+                         const std::string& nominated_node = "");
+  // Called with an unschedulable pod: when preempting lower-priority pods would make room, deletes
+  // them and returns the nominated node; "" otherwise. A pod whose earlier victims are still in
+  // the cache waits for them instead of preempting again.
+  std::string Preempt(const Pod& pod);
 
   const SchedulerOptions options_;
   client::Client* const client_;
@@ -78,6 +90,12 @@ class Scheduler {
   absl::Mutex mu_;
   Snapshot cache_ ABSL_GUARDED_BY(mu_);
   bool cache_ready_ ABSL_GUARDED_BY(mu_) = false;
+  // Preemptions under way, by preemptor uid: the nominated node and the victims deleted for it.
+  struct Preemption {
+    std::string node;
+    std::vector<Pod> victims;
+  };
+  std::map<std::string, Preemption> preemptions_ ABSL_GUARDED_BY(mu_);
 
   prometheus::Family<prometheus::Counter>* attempts_ = nullptr;
   prometheus::Histogram* latency_ = nullptr;

@@ -1,5 +1,6 @@
 // The scheduler binary end to end against a real apiserver: pods land where they fit and never on
-// a tainted node; an unschedulable pod is told why and is scheduled once a fitting node appears.
+// a tainted node; an unschedulable pod is told why and is scheduled once a fitting node appears;
+// a high-priority pod preempts a lower-priority one to make room.
 #include <chrono>
 #include <thread>
 
@@ -8,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "lib/client/client.h"
 #include "proto/core_v1.pb.h"
+#include "proto/scheduling_v1.pb.h"
 #include "test/harness/apiserver_process.h"
 
 namespace capstan::testing {
@@ -61,7 +63,9 @@ class SchedulerTest : public ::testing::Test {
     scheduler_ = std::make_unique<ServiceProcess>(
         "services/scheduler/capstan-scheduler",
         std::vector<std::string>{"--server=" + apiserver_.grpc_address(),
-                                 "--metrics_listen=127.0.0.1:0", "--leader_elect=false"});
+                                 "--metrics_listen=127.0.0.1:0", "--leader_elect=false",
+                                 // No node agent here to finish graceful deletions.
+                                 "--eviction_grace_period=0"});
     ASSERT_TRUE(scheduler_->Start().ok());
   }
   std::string NodeOf(const std::string& pod) {
@@ -129,6 +133,52 @@ TEST_F(SchedulerTest, PodsLandWhereTheyFitAndWaitForRoomOtherwise) {
       if (e.reason() == "FailedScheduling") failed += e.count();
     }
     return scheduled == 5 && failed >= 1;
+  }));
+}
+
+TEST_F(SchedulerTest, HighPriorityPodPreemptsOneLowPriorityPod) {
+  ASSERT_TRUE(client_->Create(MakeNode("n1", "2")).ok());
+  // Priorities come from PriorityClasses, as for a user (the apiserver resolves the name).
+  capstan::scheduling::v1::PriorityClass high_class;
+  high_class.mutable_metadata()->set_name("high");
+  high_class.set_value(1000);
+  ASSERT_TRUE(client_->Create(high_class).ok());
+  for (const char* name : {"low-a", "low-b"}) ASSERT_TRUE(client_->Create(MakePod(name, "1")).ok());
+  ASSERT_TRUE(Eventually([&] { return NodeOf("low-a") == "n1" && NodeOf("low-b") == "n1"; }))
+      << scheduler_->log();
+
+  Pod high = MakePod("high", "1");
+  high.mutable_spec()->set_priority_class_name("high");
+  auto created = client_->Create(high);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->spec().priority(), 1000);
+  ASSERT_TRUE(Eventually([&] { return NodeOf("high") == "n1"; })) << scheduler_->log();
+
+  // Exactly one low-priority pod was evicted; the other still runs on n1.
+  int gone = 0, stayed = 0;
+  for (const char* name : {"low-a", "low-b"}) {
+    auto pod = client_->Get<Pod>("default", name);
+    if (!pod.ok()) {
+      ++gone;
+    } else if (pod->spec().node_name() == "n1" && !pod->metadata().has_deletion_timestamp()) {
+      ++stayed;
+    }
+  }
+  EXPECT_EQ(gone, 1);
+  EXPECT_EQ(stayed, 1);
+  auto bound = client_->Get<Pod>("default", "high");
+  ASSERT_TRUE(bound.ok());
+  EXPECT_EQ(bound->status().nominated_node_name(), "n1");
+  EXPECT_TRUE(Eventually([&] {
+    auto events = client_->List<capstan::core::v1::Event>("default");
+    if (!events.ok()) return false;
+    for (const auto& e : events->items) {
+      if (e.reason() == "Preempted" &&
+          absl::StrContains(e.message(), "Preempted by default/high on node n1")) {
+        return true;
+      }
+    }
+    return false;
   }));
 }
 
