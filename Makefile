@@ -24,7 +24,10 @@ test: deps
 bench: deps
 	@bazel build //bench/...
 	@bazel-bin/bench/storage_bench --seconds=3
+	@bazel-bin/bench/workqueue_bench
 	@bazel-bin/bench/apiserver_bench
+	@bazel-bin/bench/controller_bench --replicas=10000
+	@bazel-bin/bench/scheduler_bench --nodes=5000 --pods=10000
 
 clean: down
 	@bazel clean
