@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/base/process.h"
 #include "lib/metrics/http_server.h"
 #include "lib/storage/rocksdb_store.h"
 #include "prometheus/counter.h"
@@ -53,22 +54,13 @@ std::string HostOf(const std::string& address) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("capstan-apiserver --data-dir=DIR [--listen=HOST:PORT]");
+  capstan::base::InitServiceProcess();
   absl::ParseCommandLine(argc, argv);
-  // Debian's Abseil is built without NDEBUG, which leaves absl::Mutex's deadlock detection on:
-  // every lock then updates a global lock-order graph, serializing threads on a hot path.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) {
     fprintf(stderr, "capstan-apiserver: --data-dir is required\n");
     return 2;
   }
-
-  // Signals are taken by a sigwait below, not by handlers, so shutdown runs on a normal thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   capstan::storage::RocksDbOptions store_options;
   store_options.path = data_dir;
@@ -176,8 +168,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  int sig = capstan::base::WaitForTerminationSignal();
   fprintf(stderr, "capstan-apiserver: signal %d, shutting down\n", sig);
   serving = false;
   stopping.Notify();

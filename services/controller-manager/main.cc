@@ -18,7 +18,8 @@
 #include "absl/synchronization/notification.h"
 #include "lib/client/client.h"
 #include "lib/client/event_recorder.h"
-#include "lib/client/leader_election.h"
+#include "lib/base/process.h"
+#include "lib/client/elected_runner.h"
 #include "lib/client/shared_informer_factory.h"
 #include "lib/metrics/http_server.h"
 #include "services/controller-manager/controllers.h"
@@ -29,12 +30,6 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:10257",
 ABSL_FLAG(std::string, address_file, "", "When set, `metrics=HOST:PORT` is written here once up");
 ABSL_FLAG(std::string, controllers, "", "Comma-separated controllers to run; empty: all");
 ABSL_FLAG(int, workers, 5, "Reconcile workers per controller");
-ABSL_FLAG(bool, leader_elect, true, "Elect a leader on a Lease before reconciling");
-ABSL_FLAG(std::string, leader_elect_identity, "", "This replica's identity; default: host_random");
-ABSL_FLAG(absl::Duration, leader_elect_lease_duration, absl::Seconds(15), "Lease duration");
-ABSL_FLAG(absl::Duration, leader_elect_renew_deadline, absl::Seconds(10),
-          "A leader that cannot renew for this long stops");
-ABSL_FLAG(absl::Duration, leader_elect_retry_period, absl::Seconds(2), "Acquire/renew interval");
 
 namespace capstan::controllermanager {
 namespace {
@@ -105,18 +100,11 @@ int Main() {
     names.emplace_back(n);
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   std::unique_ptr<client::Client> client = client::Client::Connect(server);
   auto registry = std::make_shared<prometheus::Registry>();
   client::EventRecorder recorder(client.get(), "controller-manager", Hostname());
   ControllerRunner runner(client.get(), &recorder, registry.get(), names,
                           absl::GetFlag(FLAGS_workers));
-  std::atomic<bool> leading{false};
 
   metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));
   metrics::AddStandardHandlers(
@@ -136,59 +124,25 @@ int Main() {
     rename(tmp.c_str(), path.c_str());
   }
 
-  std::atomic<bool> shutting_down{false};
-  auto start = [&] {
-    leading = true;
-    if (absl::Status s = runner.Start(); !s.ok()) {
-      fprintf(stderr, "capstan-controller-manager: %s\n", std::string(s.message()).c_str());
-      _exit(2);
-    }
-  };
-  std::unique_ptr<client::LeaderElector> elector;
-  std::thread election;
-  if (absl::GetFlag(FLAGS_leader_elect)) {
-    client::LeaderElectionConfig config;
-    config.lease_namespace = "kube-system";
-    config.lease_name = "capstan-controller-manager";
-    config.identity = absl::GetFlag(FLAGS_leader_elect_identity);
-    if (config.identity.empty()) config.identity = client::LeaderElectionConfig::DefaultIdentity();
-    config.lease_duration = absl::GetFlag(FLAGS_leader_elect_lease_duration);
-    config.renew_deadline = absl::GetFlag(FLAGS_leader_elect_renew_deadline);
-    config.retry_period = absl::GetFlag(FLAGS_leader_elect_retry_period);
-    config.on_started_leading = [&] {
-      fprintf(stderr, "capstan-controller-manager: %s is the leader\n", config.identity.c_str());
-      start();
-    };
-    config.on_stopped_leading = [&] {
-      if (shutting_down) return;
-      // Exit rather than stop in place: nothing of this replica may act after the lease is lost.
-      fprintf(stderr, "capstan-controller-manager: leader election lost\n");
-      _exit(1);
-    };
-    config.on_new_leader = [](const std::string& id) {
-      fprintf(stderr, "capstan-controller-manager: the leader is %s\n", id.c_str());
-    };
-    if (absl::Status s = config.Validate(); !s.ok()) {
-      fprintf(stderr, "capstan-controller-manager: %s\n", std::string(s.message()).c_str());
-      return 2;
-    }
-    elector = std::make_unique<client::LeaderElector>(client.get(), config);
-    election = std::thread([&] { elector->Run(); });
-  } else {
-    start();
+  client::ElectedRunner elected(
+      client.get(), "capstan-controller-manager", "capstan-controller-manager",
+      [&] {
+        if (absl::Status s = runner.Start(); !s.ok()) {
+          fprintf(stderr, "capstan-controller-manager: %s\n", std::string(s.message()).c_str());
+          _exit(2);
+        }
+      },
+      [&] { runner.Stop(); });
+  if (absl::Status s = elected.Start(); !s.ok()) {
+    fprintf(stderr, "capstan-controller-manager: %s\n", std::string(s.message()).c_str());
+    return 2;
   }
   fprintf(stderr, "capstan-controller-manager: talking to %s, metrics on port %d\n",
           server.c_str(), http.port());
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  int sig = base::WaitForTerminationSignal();
   fprintf(stderr, "capstan-controller-manager: signal %d, shutting down\n", sig);
-  shutting_down = true;
-  if (leading) runner.Stop();
-  if (elector != nullptr) {
-    elector->Stop();  // releases the lease so a standby takes over at once
-    election.join();
-  }
+  elected.Stop();
   recorder.Flush(absl::Seconds(2));
   http.Stop();
   return 0;
@@ -198,8 +152,7 @@ int Main() {
 }  // namespace capstan::controllermanager
 
 int main(int argc, char** argv) {
+  capstan::base::InitServiceProcess();
   absl::ParseCommandLine(argc, argv);
-  // Debian's Abseil leaves absl::Mutex deadlock detection on (a global lock in every lock).
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return capstan::controllermanager::Main();
 }

@@ -13,7 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "lib/client/client.h"
 #include "lib/client/event_recorder.h"
-#include "lib/client/leader_election.h"
+#include "lib/base/process.h"
+#include "lib/client/elected_runner.h"
 #include "lib/client/shared_informer_factory.h"
 #include "lib/metrics/http_server.h"
 #include "services/scheduler/scheduler.h"
@@ -26,12 +27,6 @@ ABSL_FLAG(std::string, scheduler_name, "default-scheduler", "Schedules pods with
 ABSL_FLAG(int64_t, eviction_grace_period, -1,
           "Grace period (seconds) of the deletions evicting preemption victims; negative: each "
           "pod's own terminationGracePeriodSeconds");
-ABSL_FLAG(bool, leader_elect, true, "Elect a leader on a Lease before scheduling");
-ABSL_FLAG(std::string, leader_elect_identity, "", "This replica's identity; default: host_random");
-ABSL_FLAG(absl::Duration, leader_elect_lease_duration, absl::Seconds(15), "Lease duration");
-ABSL_FLAG(absl::Duration, leader_elect_renew_deadline, absl::Seconds(10),
-          "A leader that cannot renew for this long stops");
-ABSL_FLAG(absl::Duration, leader_elect_retry_period, absl::Seconds(2), "Acquire/renew interval");
 
 namespace capstan::scheduler {
 namespace {
@@ -46,12 +41,6 @@ int Main() {
     }
     server = config->server;
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   std::unique_ptr<client::Client> client = client::Client::Connect(server);
   auto registry = std::make_shared<prometheus::Registry>();
   char host[256] = {0};
@@ -78,53 +67,27 @@ int Main() {
     rename(tmp.c_str(), path.c_str());
   }
 
-  std::atomic<bool> leading{false}, shutting_down{false};
   std::thread worker;
-  auto start = [&] {
-    leading = true;
-    informers.Start();
-    worker = std::thread([&] { scheduler.Run(); });
-  };
-  std::unique_ptr<client::LeaderElector> elector;
-  std::thread election;
-  if (absl::GetFlag(FLAGS_leader_elect)) {
-    client::LeaderElectionConfig config;
-    config.lease_name = "capstan-scheduler";
-    config.identity = absl::GetFlag(FLAGS_leader_elect_identity);
-    if (config.identity.empty()) config.identity = client::LeaderElectionConfig::DefaultIdentity();
-    config.lease_duration = absl::GetFlag(FLAGS_leader_elect_lease_duration);
-    config.renew_deadline = absl::GetFlag(FLAGS_leader_elect_renew_deadline);
-    config.retry_period = absl::GetFlag(FLAGS_leader_elect_retry_period);
-    config.on_started_leading = start;
-    config.on_stopped_leading = [&] {
-      if (shutting_down) return;
-      fprintf(stderr, "capstan-scheduler: leader election lost\n");
-      _exit(1);  // nothing of this replica may bind after the lease is lost
-    };
-    if (absl::Status s = config.Validate(); !s.ok()) {
-      fprintf(stderr, "capstan-scheduler: %s\n", std::string(s.message()).c_str());
-      return 2;
-    }
-    elector = std::make_unique<client::LeaderElector>(client.get(), config);
-    election = std::thread([&] { elector->Run(); });
-  } else {
-    start();
+  client::ElectedRunner elected(
+      client.get(), "capstan-scheduler", "capstan-scheduler",
+      [&] {
+        informers.Start();
+        worker = std::thread([&] { scheduler.Run(); });
+      },
+      [&] {
+        scheduler.Stop();
+        worker.join();
+      });
+  if (absl::Status s = elected.Start(); !s.ok()) {
+    fprintf(stderr, "capstan-scheduler: %s\n", std::string(s.message()).c_str());
+    return 2;
   }
   fprintf(stderr, "capstan-scheduler: talking to %s, metrics on port %d\n", server.c_str(),
           http.port());
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  shutting_down = true;
-  if (leading) {
-    scheduler.Stop();
-    worker.join();
-  }
+  base::WaitForTerminationSignal();
+  elected.Stop();
   informers.Stop();
-  if (elector != nullptr) {
-    elector->Stop();
-    election.join();
-  }
   recorder.Flush(absl::Seconds(2));
   http.Stop();
   return 0;
@@ -134,7 +97,7 @@ int Main() {
 }  // namespace capstan::scheduler
 
 int main(int argc, char** argv) {
+  capstan::base::InitServiceProcess();
   absl::ParseCommandLine(argc, argv);
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return capstan::scheduler::Main();
 }
