@@ -3,6 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "absl/synchronization/mutex.h"
 
 namespace capstan::base {
@@ -29,6 +32,17 @@ int WaitForTerminationSignal() {
   int sig = 0;
   sigwait(&signals, &sig);
   return sig;
+}
+
+void WriteAddressFile(const std::string& path,
+                      const std::vector<std::pair<std::string, std::string>>& addresses) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    for (const auto& [key, value] : addresses) out << key << "=" << value << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
 }
 
 }  // namespace capstan::base

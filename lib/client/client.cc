@@ -106,6 +106,16 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   return config;
 }
 
+absl::StatusOr<std::string> ServerAddress(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  absl::StatusOr<Config> config = LoadConfig();
+  if (!config.ok()) {
+    return absl::NotFoundError(absl::StrCat("no --server flag and no client config: ",
+                                            config.status().message()));
+  }
+  return config->server;
+}
+
 absl::StatusOr<Config> LoadConfig() {
   std::vector<std::string> candidates;
   if (const char* path = getenv("CAPSTAN_CONFIG"); path != nullptr && *path != '\0') {

@@ -57,6 +57,9 @@ std::string DefaultConfigPath();
 absl::StatusOr<Config> LoadConfig();
 // Reads one configuration file. NotFound when it does not exist.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+// The apiserver address a service or tool uses: `flag` when set, else the client config's server.
+// NotFound (naming both) when neither is there.
+absl::StatusOr<std::string> ServerAddress(const std::string& flag);
 // Writes config as YAML, creating the parent directory if needed.
 absl::Status SaveConfig(const std::string& path, const Config& config);
 

@@ -139,7 +139,25 @@ void Watcher::Close(absl::Status why) {
 }
 
 WatchCache::WatchCache(const api::ResourceInfo& info, size_t window)
-    : info_(info), window_(std::max<size_t>(window, 1)) {}
+    : info_(info),
+      window_(std::max<size_t>(window, 1)),
+      trigger_field_(info.group.empty() && info.resource == "pods" ? "spec.nodeName" : "") {}
+
+std::optional<std::string> WatchCache::TriggerValue(const Selection& selection) const {
+  if (trigger_field_.empty()) return std::nullopt;
+  for (const auto& r : selection.fields.requirements()) {
+    if (r.field == trigger_field_ && r.op == api::FieldSelector::Operator::kEquals) return r.value;
+  }
+  return std::nullopt;
+}
+
+void WatchCache::Register(std::shared_ptr<Watcher> watcher) {
+  if (std::optional<std::string> value = TriggerValue(watcher->selection())) {
+    triggered_[*value].push_back(std::move(watcher));
+  } else {
+    watchers_.push_back(std::move(watcher));
+  }
+}
 
 void WatchCache::Load(std::vector<std::pair<std::string, ObjectPtr>> objects, int64_t revision) {
   absl::MutexLock lock(&mu_);
@@ -178,20 +196,37 @@ void WatchCache::Advance(int64_t revision) {
   if (revision > revision_) revision_ = revision;
 }
 
-void WatchCache::Deliver(const CacheEvent& event) {
-  for (size_t i = 0; i < watchers_.size();) {
-    if (watchers_[i]->Offer(event)) {
+void WatchCache::OfferAll(const CacheEvent& event, std::vector<std::shared_ptr<Watcher>>* list) {
+  for (size_t i = 0; i < list->size();) {
+    if ((*list)[i]->Offer(event)) {
       ++i;
       continue;
     }
     // Too slow: cut it off rather than let its queue grow without bound. The client resumes from
     // the last revision it saw (or relists once that is compacted).
-    watchers_[i]->Close(absl::ResourceExhaustedError(
+    (*list)[i]->Close(absl::ResourceExhaustedError(
         absl::StrCat("watch of ", info_.QualifiedResource(),
-                     " closed: the client fell more than ", watchers_[i]->capacity_,
+                     " closed: the client fell more than ", (*list)[i]->capacity_,
                      " events behind; resume from the last resourceVersion received")));
-    watchers_[i] = watchers_.back();
-    watchers_.pop_back();
+    (*list)[i] = list->back();
+    list->pop_back();
+  }
+}
+
+void WatchCache::Deliver(const CacheEvent& event) {
+  OfferAll(event, &watchers_);
+  if (triggered_.empty()) return;
+  // Only the watchers of the node the object is on now, and of the one it was on before (a pod
+  // that leaves a selection must reach its watchers as DELETED).
+  auto value_of = [&](const ObjectPtr& o) -> std::string {
+    if (o == nullptr) return "";
+    return api::FieldValue(o->object(), trigger_field_).value_or("");
+  };
+  const std::string now = value_of(event.object);
+  const std::string before = value_of(event.prev);
+  if (auto it = triggered_.find(now); it != triggered_.end()) OfferAll(event, &it->second);
+  if (before != now) {
+    if (auto it = triggered_.find(before); it != triggered_.end()) OfferAll(event, &it->second);
   }
 }
 
@@ -213,7 +248,9 @@ size_t WatchCache::size() const {
 
 size_t WatchCache::watcher_count() const {
   absl::ReaderMutexLock lock(&mu_);
-  return watchers_.size();
+  size_t n = watchers_.size();
+  for (const auto& [value, list] : triggered_) n += list.size();
+  return n;
 }
 
 absl::Status WatchCache::UndoAfter(int64_t at,
@@ -332,7 +369,7 @@ absl::StatusOr<std::shared_ptr<Watcher>> WatchCache::Watch(Selection selection, 
             return absl::ResourceExhaustedError("watch backlog exceeds the watcher's capacity");
           }
         }
-        watchers_.push_back(watcher);
+        Register(watcher);
         return watcher;
       }
       limit = revision_;
@@ -351,20 +388,29 @@ absl::StatusOr<std::shared_ptr<Watcher>> WatchCache::Watch(Selection selection, 
 void WatchCache::StopWatch(const std::shared_ptr<Watcher>& watcher) {
   absl::MutexLock lock(&mu_);
   watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
+  if (std::optional<std::string> value = TriggerValue(watcher->selection())) {
+    auto it = triggered_.find(*value);
+    if (it != triggered_.end()) {
+      auto& list = it->second;
+      list.erase(std::remove(list.begin(), list.end(), watcher), list.end());
+      if (list.empty()) triggered_.erase(it);
+    }
+  }
 }
 
 void WatchCache::Bookmark() {
   absl::MutexLock lock(&mu_);
   CacheEvent bookmark{WatchEventType::kBookmark, revision_, nullptr, nullptr};
-  for (auto& w : watchers_) {
+  ForEachWatcher([&](const std::shared_ptr<Watcher>& w) {
     if (w->wants_bookmarks()) w->Push(bookmark);
-  }
+  });
 }
 
 void WatchCache::CloseAll(absl::Status why) {
   absl::MutexLock lock(&mu_);
-  for (auto& w : watchers_) w->Close(why);
+  ForEachWatcher([&](const std::shared_ptr<Watcher>& w) { w->Close(why); });
   watchers_.clear();
+  triggered_.clear();
 }
 
 }  // namespace capstan::apiserver

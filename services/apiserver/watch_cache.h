@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -171,7 +172,25 @@ class WatchCache {
   // Every event of this resource after this revision is in events_.
   int64_t window_start_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // Watchers without a trigger value get every event and filter it themselves.
   std::vector<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  // Kubernetes' watch-cache triggers: for pods, watchers selecting spec.nodeName=X (every node
+  // agent) are indexed by X, so an event is only offered to the watchers of the node(s) it
+  // concerns instead of being filtered by all of them.
+  const std::string trigger_field_;  // "" when this resource has none
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Watcher>>> triggered_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::string> TriggerValue(const Selection& selection) const;
+  void Register(std::shared_ptr<Watcher> watcher) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Offers event to each watcher of list; drops (and closes) those that fell too far behind.
+  void OfferAll(const CacheEvent& event, std::vector<std::shared_ptr<Watcher>>* list)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  template <typename Fn>
+  void ForEachWatcher(Fn fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto& w : watchers_) fn(w);
+    for (auto& [value, list] : triggered_) {
+      for (auto& w : list) fn(w);
+    }
+  }
 };
 
 }  // namespace capstan::apiserver

@@ -225,5 +225,62 @@ TEST(WatchCacheTest, NamespaceAndFieldSelection) {
   EXPECT_EQ(Names(*cache.List(field, 0, 0, "")), (std::vector<std::string>{"a"}));
 }
 
+ObjectPtr PodOn(const std::string& name, const std::string& node, int64_t revision) {
+  auto pod = std::make_unique<Pod>();
+  pod->mutable_metadata()->set_name(name);
+  pod->mutable_metadata()->set_namespace_("default");
+  pod->mutable_spec()->set_node_name(node);
+  return std::make_shared<CachedObject>(std::move(pod), revision);
+}
+
+// Node agents watch spec.nodeName=THEIR_NODE; those watchers are indexed by node, and must still
+// see exactly what a filtering watcher would: a pod bound to their node as ADDED, its changes, and
+// its deletion.
+TEST(WatchCacheTest, NodeWatchersSeeOnlyTheirNodesPods) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 0);
+  auto watch = [&](const std::string& selector) {
+    Selection s;
+    s.fields = *api::FieldSelector::Parse(selector);
+    return *cache.Watch(s, 0, false, false, 100, [] {}, NoHistory());
+  };
+  auto n1 = watch("spec.nodeName=n1");
+  auto n2 = watch("spec.nodeName=n2");
+  auto unbound = watch("spec.nodeName=");
+  auto not_n1 = watch("spec.nodeName!=n1");
+  EXPECT_EQ(cache.watcher_count(), 4u);
+
+  cache.Apply("default/a", false, PodOn("a", "", 1), 1);    // created, not bound
+  cache.Apply("default/a", false, PodOn("a", "n1", 2), 2);  // bound to n1
+  cache.Apply("default/b", false, PodOn("b", "n2", 3), 3);
+  cache.Apply("default/a", false, PodOn("a", "n1", 4), 4);  // status update on n1
+  cache.Apply("default/a", true, PodOn("a", "n1", 5), 5);   // deleted
+
+  auto types = [](const std::shared_ptr<Watcher>& w) {
+    std::vector<std::string> out;
+    for (const CacheEvent& e : w->Take(100)) {
+      out.push_back(absl::StrCat(api::Meta(e.object->object()).name(), ":", static_cast<int>(e.type), "@",
+                                 e.revision));
+    }
+    return out;
+  };
+  const int added = static_cast<int>(WatchEventType::kAdded);
+  const int modified = static_cast<int>(WatchEventType::kModified);
+  const int deleted = static_cast<int>(WatchEventType::kDeleted);
+  EXPECT_EQ(types(n1), (std::vector<std::string>{absl::StrCat("a:", added, "@2"),
+                                                 absl::StrCat("a:", modified, "@4"),
+                                                 absl::StrCat("a:", deleted, "@5")}));
+  EXPECT_EQ(types(n2), (std::vector<std::string>{absl::StrCat("b:", added, "@3")}));
+  // The unbound-pods watcher (the scheduler's view) sees a leave its selection when bound.
+  EXPECT_EQ(types(unbound), (std::vector<std::string>{absl::StrCat("a:", added, "@1"),
+                                                      absl::StrCat("a:", deleted, "@2")}));
+  // A != selector is not indexed and filters every event itself.
+  EXPECT_EQ(types(not_n1), (std::vector<std::string>{absl::StrCat("a:", added, "@1"),
+                                                     absl::StrCat("a:", deleted, "@2"),
+                                                     absl::StrCat("b:", added, "@3")}));
+  cache.StopWatch(n1);
+  EXPECT_EQ(cache.watcher_count(), 3u);
+}
+
 }  // namespace
 }  // namespace capstan::apiserver

@@ -32,15 +32,12 @@ namespace capstan::scheduler {
 namespace {
 
 int Main() {
-  std::string server = absl::GetFlag(FLAGS_server);
-  if (server.empty()) {
-    absl::StatusOr<client::Config> config = client::LoadConfig();
-    if (!config.ok()) {
-      fprintf(stderr, "capstan-scheduler: no --server and no client config\n");
-      return 2;
-    }
-    server = config->server;
+  absl::StatusOr<std::string> server_address = client::ServerAddress(absl::GetFlag(FLAGS_server));
+  if (!server_address.ok()) {
+    fprintf(stderr, "capstan-scheduler: %s\n", std::string(server_address.status().message()).c_str());
+    return 2;
   }
+  const std::string server = *server_address;
   std::unique_ptr<client::Client> client = client::Client::Connect(server);
   auto registry = std::make_shared<prometheus::Registry>();
   char host[256] = {0};
@@ -61,11 +58,8 @@ int Main() {
     fprintf(stderr, "capstan-scheduler: metrics listener: %s\n", std::string(s.message()).c_str());
     return 1;
   }
-  if (std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {
-    std::string tmp = path + ".tmp";
-    std::ofstream(tmp) << "metrics=127.0.0.1:" << http.port() << "\n";
-    rename(tmp.c_str(), path.c_str());
-  }
+  base::WriteAddressFile(absl::GetFlag(FLAGS_address_file),
+                         {{"metrics", absl::StrCat("127.0.0.1:", http.port())}});
 
   std::thread worker;
   client::ElectedRunner elected(
