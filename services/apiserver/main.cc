@@ -32,6 +32,12 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:6444",
 ABSL_FLAG(std::string, address_file, "",
           "When set, the bound addresses are written here once the server is ready "
           "(lines: grpc=HOST:PORT, metrics=HOST:PORT)");
+ABSL_FLAG(int64_t, default_not_ready_toleration_seconds, 300,
+          "tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration added to "
+          "every pod that has none (Kubernetes' DefaultTolerationSeconds admission)");
+ABSL_FLAG(int64_t, default_unreachable_toleration_seconds, 300,
+          "tolerationSeconds of the node.kubernetes.io/unreachable:NoExecute toleration added to "
+          "every pod that has none (Kubernetes' DefaultTolerationSeconds admission)");
 ABSL_FLAG(int64_t, watch_window, 10000, "Recent events kept in memory per resource");
 ABSL_FLAG(int64_t, log_retention, 100000,
           "Revisions kept in the revision log; a watch from an older one gets 410 Expired");
@@ -77,6 +83,10 @@ int main(int argc, char** argv) {
   capstan::apiserver::ApiMetrics metrics(registry);
   capstan::apiserver::ResourceStore::Options options;
   options.watch_window = static_cast<size_t>(absl::GetFlag(FLAGS_watch_window));
+  options.default_toleration_seconds.not_ready =
+      absl::GetFlag(FLAGS_default_not_ready_toleration_seconds);
+  options.default_toleration_seconds.unreachable =
+      absl::GetFlag(FLAGS_default_unreachable_toleration_seconds);
   capstan::apiserver::MeteredStore metered(store->get(), *registry);
   capstan::apiserver::ResourceStore resources(&metered, capstan::api::Scheme::BuiltIn(), options);
   // fsyncs and log compactions, mirrored from the store's own counters by the housekeeping loop.
@@ -137,12 +147,8 @@ int main(int argc, char** argv) {
   std::string grpc_address = absl::StrCat(HostOf(listen), ":", grpc_port);
   std::string metrics_address =
       absl::StrCat(HostOf(absl::GetFlag(FLAGS_metrics_listen)), ":", http.port());
-  if (std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees half a file.
-    std::string tmp = path + ".tmp";
-    std::ofstream(tmp) << "grpc=" << grpc_address << "\nmetrics=" << metrics_address << "\n";
-    rename(tmp.c_str(), path.c_str());
-  }
+  capstan::base::WriteAddressFile(absl::GetFlag(FLAGS_address_file),
+                         {{"grpc", grpc_address}, {"metrics", metrics_address}});
   fprintf(stderr, "capstan-apiserver: serving gRPC on %s, metrics on %s, revision %lld\n",
           grpc_address.c_str(), metrics_address.c_str(),
           static_cast<long long>(resources.revision()));

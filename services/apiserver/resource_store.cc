@@ -363,6 +363,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
   if (generated) meta->set_name(meta->generate_name() + RandomSuffix());
   // Admission (mutating, then validating) runs before the object's own validation.
   if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(object.get())) {
+    registry::AddDefaultTolerations(pod, options_.default_toleration_seconds);
     absl::Status s = AdmitPodPriority(pod);
     if (!s.ok()) return s;
   } else if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(object.get())) {
@@ -603,6 +604,9 @@ absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
       api::SetTypeMeta(info, next.get());
       registry::SetDefaults(next.get());
       if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
+        // Admission runs on updates too, as Kubernetes' DefaultTolerationSeconds does: adding
+        // tolerations is an update the pod rules allow.
+        registry::AddDefaultTolerations(pod, options_.default_toleration_seconds);
         // Priority admission set these on create: an update that leaves them out keeps them
         // (changing them is refused by the pod update rules).
         const auto& old_spec = static_cast<const capstan::core::v1::Pod&>(old).spec();

@@ -23,6 +23,7 @@
 #include "lib/api/scheme.h"
 #include "lib/storage/store.h"
 #include "proto/core_v1.pb.h"
+#include "services/apiserver/registry/defaults.h"
 #include "services/apiserver/watch_cache.h"
 
 namespace capstan::scheduling::v1 {
@@ -63,6 +64,8 @@ class ResourceStore {
   struct Options {
     size_t watch_window = 10000;  // recent events kept in memory per resource
     size_t max_object_bytes = 1536 * 1024;
+    // The DefaultTolerationSeconds admission of pods (see registry/defaults.h).
+    registry::DefaultTolerationSeconds default_toleration_seconds;
   };
 
   // store must outlive this. Start() must be called before anything else.

@@ -528,5 +528,30 @@ TEST_F(ResourceStoreTest, PodGivingAConflictingPriorityIsForbidden) {
             1000);
 }
 
+TEST_F(ResourceStoreTest, PodsGetDefaultNotReadyAndUnreachableTolerations) {
+  Pod pod = As<Pod>(CreatePod("web"));
+  ASSERT_EQ(pod.spec().tolerations_size(), 2) << pod.DebugString();
+  EXPECT_EQ(pod.spec().tolerations(0).key(), "node.kubernetes.io/not-ready");
+  EXPECT_EQ(pod.spec().tolerations(1).key(), "node.kubernetes.io/unreachable");
+  for (const auto& toleration : pod.spec().tolerations()) {
+    EXPECT_EQ(toleration.operator_(), "Exists");
+    EXPECT_EQ(toleration.effect(), "NoExecute");
+    EXPECT_EQ(toleration.toleration_seconds(), 300);
+  }
+  // An update that leaves them out gets them back (and so is not refused for removing them).
+  auto update = std::make_unique<Pod>(pod);
+  update->mutable_spec()->clear_tolerations();
+  (*update->mutable_metadata()->mutable_labels())["tier"] = "front";
+  Pod updated = As<Pod>(resources_->Update(Info("v1", "Pod"), "default", std::move(update),
+                                           /*status=*/false, /*dry_run=*/false));
+  EXPECT_EQ(updated.spec().tolerations_size(), 2) << updated.DebugString();
+  EXPECT_EQ(updated.metadata().labels().at("tier"), "front");
+  // Templates are not pods: a Deployment's template is left alone.
+  auto created = resources_->Create(Info("apps/v1", "Deployment"), "default",
+                                    NewDeployment("web"), false);
+  Deployment d = As<Deployment>(created);
+  EXPECT_EQ(d.spec().template_().spec().tolerations_size(), 0);
+}
+
 }  // namespace
 }  // namespace capstan::apiserver

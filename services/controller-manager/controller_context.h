@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "absl/time/time.h"
 #include "lib/client/client.h"
 #include "lib/client/event_recorder.h"
 #include "lib/client/shared_informer_factory.h"
@@ -22,6 +23,11 @@ struct ControllerContext {
   client::EventRecorder* recorder = nullptr;               // not owned; may be null in unit tests
   prometheus::Registry* registry = nullptr;                // not owned; may be null
   int workers = 5;                                         // reconcile workers per controller
+  // The node lifecycle controller: how long a node may go without a heartbeat before it is
+  // marked Unknown (--node_monitor_grace_period), and the same for a node whose agent never
+  // posted a Ready condition, from its creation (--node_startup_grace_period).
+  absl::Duration node_monitor_grace_period = absl::Seconds(50);
+  absl::Duration node_startup_grace_period = absl::Seconds(60);
 };
 
 class RunnableController {

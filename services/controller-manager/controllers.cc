@@ -8,6 +8,7 @@
 #include "services/controller-manager/controllers/deployment/deployment_controller.h"
 #include "services/controller-manager/controllers/garbagecollector/garbage_collector.h"
 #include "services/controller-manager/controllers/namespace/namespace_controller.h"
+#include "services/controller-manager/controllers/nodelifecycle/nodelifecycle_controller.h"
 #include "services/controller-manager/controllers/replicaset/replicaset_controller.h"
 
 namespace capstan::controllermanager {
@@ -28,6 +29,10 @@ const std::map<std::string, Factory>& Factories() {
       {"namespace",
        [](const ControllerContext& ctx) {
          return std::make_unique<namespacecontroller::NamespaceController>(ctx);
+       }},
+      {"nodelifecycle",
+       [](const ControllerContext& ctx) {
+         return std::make_unique<nodelifecycle::NodeLifecycleController>(ctx);
        }},
   };
   return *factories;

@@ -1,7 +1,7 @@
 // capstan-controller-manager: runs the level-triggered controllers (ReplicaSet, Deployment,
-// garbage collector, namespace) against the apiserver. Several replicas may run; a Lease elects
-// the one that reconciles. A replica that loses its lease exits at once, as kube-controller-manager
-// does, so that it can never act on a stale view next to the new leader.
+// garbage collector, namespace, node lifecycle) against the apiserver. Several replicas may run;
+// a Lease elects the one that reconciles. A replica that loses its lease exits at once, as
+// kube-controller-manager does, so that it can never act on a stale view next to the new leader.
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "lib/client/client.h"
 #include "lib/client/event_recorder.h"
 #include "lib/base/process.h"
@@ -30,6 +31,11 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:10257",
 ABSL_FLAG(std::string, address_file, "", "When set, `metrics=HOST:PORT` is written here once up");
 ABSL_FLAG(std::string, controllers, "", "Comma-separated controllers to run; empty: all");
 ABSL_FLAG(int, workers, 5, "Reconcile workers per controller");
+ABSL_FLAG(absl::Duration, node_monitor_grace_period, absl::Seconds(50),
+          "How long a node may go without a heartbeat (Lease renewal or Ready heartbeat) before "
+          "the nodelifecycle controller marks it Unknown and taints it unreachable");
+ABSL_FLAG(absl::Duration, node_startup_grace_period, absl::Seconds(60),
+          "The same for a node whose agent never posted a Ready condition, from its creation");
 
 namespace capstan::controllermanager {
 namespace {
@@ -37,15 +43,10 @@ namespace {
 // Runs the controllers until Stop(): one shared informer factory, one thread per controller.
 class ControllerRunner {
  public:
-  ControllerRunner(client::Client* client, client::EventRecorder* recorder,
-                   prometheus::Registry* registry, std::vector<std::string> names, int workers)
-      : factory_(client) {
-    ctx_.client = client;
+  // ctx: everything but the informers, which the runner owns.
+  ControllerRunner(const ControllerContext& ctx, std::vector<std::string> names)
+      : factory_(ctx.client), ctx_(ctx), names_(std::move(names)) {
     ctx_.informers = &factory_;
-    ctx_.recorder = recorder;
-    ctx_.registry = registry;
-    ctx_.workers = workers;
-    names_ = std::move(names);
   }
 
   absl::Status Start() {
@@ -85,16 +86,12 @@ std::string Hostname() {
 }
 
 int Main() {
-  std::string server = absl::GetFlag(FLAGS_server);
-  if (server.empty()) {
-    absl::StatusOr<client::Config> config = client::LoadConfig();
-    if (!config.ok()) {
-      fprintf(stderr, "capstan-controller-manager: no --server and no client config: %s\n",
-              std::string(config.status().message()).c_str());
-      return 2;
-    }
-    server = config->server;
+  absl::StatusOr<std::string> server_address = client::ServerAddress(absl::GetFlag(FLAGS_server));
+  if (!server_address.ok()) {
+    fprintf(stderr, "capstan-controller-manager: %s\n", std::string(server_address.status().message()).c_str());
+    return 2;
   }
+  const std::string server = *server_address;
   std::vector<std::string> names;
   for (absl::string_view n : absl::StrSplit(absl::GetFlag(FLAGS_controllers), ',', absl::SkipEmpty())) {
     names.emplace_back(n);
@@ -103,8 +100,14 @@ int Main() {
   std::unique_ptr<client::Client> client = client::Client::Connect(server);
   auto registry = std::make_shared<prometheus::Registry>();
   client::EventRecorder recorder(client.get(), "controller-manager", Hostname());
-  ControllerRunner runner(client.get(), &recorder, registry.get(), names,
-                          absl::GetFlag(FLAGS_workers));
+  ControllerContext ctx;
+  ctx.client = client.get();
+  ctx.recorder = &recorder;
+  ctx.registry = registry.get();
+  ctx.workers = absl::GetFlag(FLAGS_workers);
+  ctx.node_monitor_grace_period = absl::GetFlag(FLAGS_node_monitor_grace_period);
+  ctx.node_startup_grace_period = absl::GetFlag(FLAGS_node_startup_grace_period);
+  ControllerRunner runner(ctx, names);
 
   metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));
   metrics::AddStandardHandlers(
@@ -118,11 +121,8 @@ int Main() {
             std::string(s.message()).c_str());
     return 1;
   }
-  if (std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {
-    std::string tmp = path + ".tmp";
-    std::ofstream(tmp) << "metrics=127.0.0.1:" << http.port() << "\n";
-    rename(tmp.c_str(), path.c_str());
-  }
+  base::WriteAddressFile(absl::GetFlag(FLAGS_address_file),
+                         {{"metrics", absl::StrCat("127.0.0.1:", http.port())}});
 
   client::ElectedRunner elected(
       client.get(), "capstan-controller-manager", "capstan-controller-manager",

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "lib/api/taints.h"
+
 namespace capstan::apiserver::registry {
 namespace {
 
@@ -124,6 +126,31 @@ void SetPodDefaults(capstan::core::v1::Pod* pod) {
   SetPodSpecDefaults(spec);
   for (auto& container : *spec->mutable_init_containers()) SetRequestsFromLimits(&container);
   for (auto& container : *spec->mutable_containers()) SetRequestsFromLimits(&container);
+}
+
+void AddDefaultTolerations(capstan::core::v1::Pod* pod, const DefaultTolerationSeconds& seconds) {
+  bool tolerates_not_ready = false;
+  bool tolerates_unreachable = false;
+  for (const auto& toleration : pod->spec().tolerations()) {
+    const bool no_execute =
+        toleration.effect().empty() || toleration.effect() == api::kTaintEffectNoExecute;
+    if (!no_execute) continue;
+    if (toleration.key().empty() || toleration.key() == api::kTaintNodeNotReady) {
+      tolerates_not_ready = true;
+    }
+    if (toleration.key().empty() || toleration.key() == api::kTaintNodeUnreachable) {
+      tolerates_unreachable = true;
+    }
+  }
+  auto add = [pod](const char* key, int64_t toleration_seconds) {
+    capstan::core::v1::Toleration* toleration = pod->mutable_spec()->add_tolerations();
+    toleration->set_key(key);
+    toleration->set_operator_("Exists");
+    toleration->set_effect(api::kTaintEffectNoExecute);
+    toleration->set_toleration_seconds(toleration_seconds);
+  };
+  if (!tolerates_not_ready) add(api::kTaintNodeNotReady, seconds.not_ready);
+  if (!tolerates_unreachable) add(api::kTaintNodeUnreachable, seconds.unreachable);
 }
 
 void SetDeploymentDefaults(capstan::apps::v1::Deployment* deployment) {

@@ -7,6 +7,8 @@
 #ifndef CAPSTAN_SERVICES_APISERVER_REGISTRY_DEFAULTS_H_
 #define CAPSTAN_SERVICES_APISERVER_REGISTRY_DEFAULTS_H_
 
+#include <cstdint>
+
 #include "google/protobuf/message.h"
 #include "proto/apps_v1.pb.h"
 #include "proto/coordination_v1.pb.h"
@@ -30,6 +32,17 @@ void SetSecretDefaults(capstan::core::v1::Secret* secret);
 void SetLeaseDefaults(capstan::coordination::v1::Lease* lease);
 void SetPriorityClassDefaults(capstan::scheduling::v1::PriorityClass* priority_class);
 void SetEventDefaults(capstan::core::v1::Event* event);
+
+// Kubernetes' DefaultTolerationSeconds admission plugin: a pod that does not tolerate the
+// node.kubernetes.io/not-ready or node.kubernetes.io/unreachable NoExecute taint gets a toleration
+// for it (operator Exists) bounded by these seconds, so its pods leave a failed node after that
+// long instead of at once (the node lifecycle controller's taint-based eviction). A toleration
+// with that key or an empty key, and effect NoExecute or empty, counts as tolerating already.
+struct DefaultTolerationSeconds {
+  int64_t not_ready = 300;    // capstan-apiserver --default_not_ready_toleration_seconds
+  int64_t unreachable = 300;  // capstan-apiserver --default_unreachable_toleration_seconds
+};
+void AddDefaultTolerations(capstan::core::v1::Pod* pod, const DefaultTolerationSeconds& seconds);
 
 // The pull policy Kubernetes picks for an image: Always for ":latest" or no tag, IfNotPresent for
 // any other tag or a digest ("nginx@sha256:...").

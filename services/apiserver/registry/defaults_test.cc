@@ -117,6 +117,67 @@ TEST(SetDefaultsTest, HostNetworkPodsExposeContainerPortsOnTheHost) {
   EXPECT_EQ(pod.spec().containers(0).ports(0).host_port(), 80);
 }
 
+TEST(AddDefaultTolerationsTest, AddsNotReadyAndUnreachableNoExecuteTolerations) {
+  auto pod = Parse<core::v1::Pod>(R"pb(
+    spec {
+      containers { name: "a" image: "nginx" }
+      tolerations { key: "dedicated" operator: "Equal" value: "web" effect: "NoSchedule" }
+    }
+  )pb");
+  AddDefaultTolerations(&pod, {.not_ready = 300, .unreachable = 120});
+  auto want = Parse<core::v1::Pod>(R"pb(
+    spec {
+      containers { name: "a" image: "nginx" }
+      tolerations { key: "dedicated" operator: "Equal" value: "web" effect: "NoSchedule" }
+      tolerations {
+        key: "node.kubernetes.io/not-ready"
+        operator: "Exists"
+        effect: "NoExecute"
+        toleration_seconds: 300
+      }
+      tolerations {
+        key: "node.kubernetes.io/unreachable"
+        operator: "Exists"
+        effect: "NoExecute"
+        toleration_seconds: 120
+      }
+    }
+  )pb");
+  EXPECT_TRUE(MessageDifferencer::Equals(pod, want)) << pod.DebugString();
+  // Applying it again adds nothing.
+  AddDefaultTolerations(&pod, {});
+  EXPECT_TRUE(MessageDifferencer::Equals(pod, want)) << pod.DebugString();
+}
+
+TEST(AddDefaultTolerationsTest, KeepsWhatThePodAlreadyTolerates) {
+  struct Case {
+    const char* name;
+    const char* toleration;  // text of the pod's one toleration
+    int want_added;
+  };
+  const Case cases[] = {
+      {"its own not-ready toleration",
+       R"pb(key: "node.kubernetes.io/not-ready" operator: "Exists" effect: "NoExecute"
+            toleration_seconds: 5)pb",
+       1},
+      {"unreachable with any effect",
+       R"pb(key: "node.kubernetes.io/unreachable" operator: "Exists")pb", 1},
+      {"everything", R"pb(operator: "Exists")pb", 0},
+      {"every NoExecute taint", R"pb(operator: "Exists" effect: "NoExecute")pb", 0},
+      {"a NoSchedule toleration does not count",
+       R"pb(key: "node.kubernetes.io/unreachable" operator: "Exists" effect: "NoSchedule")pb", 2},
+  };
+  for (const Case& c : cases) {
+    core::v1::Pod pod;
+    *pod.mutable_spec()->add_tolerations() = Parse<core::v1::Toleration>(c.toleration);
+    AddDefaultTolerations(&pod, {});
+    EXPECT_EQ(pod.spec().tolerations_size(), 1 + c.want_added) << c.name;
+    for (int i = 1; i < pod.spec().tolerations_size(); ++i) {
+      EXPECT_EQ(pod.spec().tolerations(i).toleration_seconds(), 300) << c.name;
+    }
+  }
+}
+
 TEST(DefaultImagePullPolicyTest, FollowsTheImageTag) {
   struct Case {
     const char* image;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "lib/api/taints.h"
 #include "services/scheduler/plugins/plugins.h"
 
 namespace capstan::scheduler::plugins {
@@ -11,22 +12,15 @@ std::string UntoleratedTaintReason(const core::v1::Taint& taint) {
   return absl::StrCat("node(s) had untolerated taint {", taint.key(), ": ", taint.value(), "}");
 }
 
+// Shared with the node lifecycle controller and the apiserver (lib/api/taints.h).
 bool ToleratesTaint(const core::v1::Toleration& toleration, const core::v1::Taint& taint) {
-  if (!toleration.effect().empty() && toleration.effect() != taint.effect()) return false;
-  if (!toleration.key().empty() && toleration.key() != taint.key()) return false;
-  const std::string& op = toleration.operator_();
-  if (op == "Exists") return true;
-  if (op.empty() || op == "Equal") return toleration.value() == taint.value();
-  return false;
+  return ::capstan::api::ToleratesTaint(toleration, taint);
 }
 
 bool TolerationsTolerateTaint(
     const google::protobuf::RepeatedPtrField<core::v1::Toleration>& tolerations,
     const core::v1::Taint& taint) {
-  for (const core::v1::Toleration& toleration : tolerations) {
-    if (ToleratesTaint(toleration, taint)) return true;
-  }
-  return false;
+  return ::capstan::api::TolerationsTolerateTaint(tolerations, taint);
 }
 
 void DefaultNormalizeScore(bool reverse, std::vector<int64_t>& scores) {
