@@ -10,6 +10,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev
   curl procps
+  # node agent: containers through containerd's native gRPC API, pod networks, test images
+  containerd runc iproute2 busybox-static docker-registry skopeo
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
+  libcurl4-openssl-dev libssl-dev
 )
 
 missing=()
