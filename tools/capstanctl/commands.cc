@@ -17,6 +17,7 @@
 #include "tools/capstanctl/apply.h"
 #include "tools/capstanctl/manifests.h"
 #include "tools/capstanctl/printers.h"
+#include "tools/capstanctl/logs.h"
 #include "tools/capstanctl/rollout.h"
 
 namespace capstan::capstanctl {
@@ -44,6 +45,7 @@ constexpr char kUsage[] =
     "  capstanctl rollout history deployment/NAME [--revision=N] [-n NS]\n"
     "  capstanctl rollout status deployment/NAME [--timeout=DURATION] [-n NS]\n"
     "  capstanctl rollout pause|resume deployment/NAME [-n NS]\n"
+    "  capstanctl logs POD [-c CONTAINER] [-f] [-p|--previous] [--tail=N] [-n NS]\n"
     "  capstanctl api-resources\n"
     "  capstanctl version\n"
     "\n"
@@ -69,6 +71,8 @@ constexpr FlagSpec kFlagSpecs[] = {
     {"grace-period", "", FlagKind::kString},   {"cascade", "", FlagKind::kString},
     {"to-revision", "", FlagKind::kString},    {"revision", "", FlagKind::kString},
     {"timeout", "", FlagKind::kString},        {"help", "h", FlagKind::kBool},
+    {"container", "c", FlagKind::kString},     {"follow", "", FlagKind::kBool},
+    {"previous", "p", FlagKind::kBool},        {"tail", "", FlagKind::kString},
 };
 
 const FlagSpec* FindFlag(absl::string_view name, bool is_short) {
@@ -90,6 +94,8 @@ absl::Status SetFlag(const FlagSpec& spec, const std::string& value, bool has_va
     if (name == "all-namespaces") flags->all_namespaces = on;
     if (name == "watch") flags->watch = on;
     if (name == "help") flags->help = on;
+    if (name == "follow") flags->follow = on;
+    if (name == "previous") flags->previous = on;
     return absl::OkStatus();
   }
   if (name == "server") flags->server = value;
@@ -101,8 +107,9 @@ absl::Status SetFlag(const FlagSpec& spec, const std::string& value, bool has_va
   if (name == "filename") flags->filenames.push_back(value);
   if (name == "cascade") flags->cascade = value;
   if (name == "timeout") flags->timeout = value;
+  if (name == "container") flags->container = value;
   if (name == "chunk-size" || name == "grace-period" || name == "to-revision" ||
-      name == "revision") {
+      name == "revision" || name == "tail") {
     int64_t n;
     if (!absl::SimpleAtoi(value, &n)) {
       return absl::InvalidArgumentError(
@@ -110,6 +117,7 @@ absl::Status SetFlag(const FlagSpec& spec, const std::string& value, bool has_va
     }
     if (name == "chunk-size") flags->chunk_size = n;
     if (name == "grace-period" && n >= 0) flags->grace_period = n;
+    if (name == "tail") flags->tail = n;
     if (name == "to-revision" || name == "revision") {
       if (n < 0) {
         return absl::InvalidArgumentError(
@@ -139,6 +147,9 @@ class Ctl {
   int Version();
   int Rollout(const std::vector<std::string>& args) {
     return capstanctl::Rollout(*client_, server_, flags_, args, out_, err_);
+  }
+  int Logs(const std::vector<std::string>& args) {
+    return capstanctl::Logs(*client_, flags_, args, out_, err_);
   }
 
  private:
@@ -689,6 +700,11 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& argv) {
       value = body.substr(1);
       has_value = true;
     }
+    if (inv.command == "logs" && is_short && name == "f") {
+      // kubectl: after `logs`, -f is --follow, not --filename.
+      name = "follow";
+      is_short = false;
+    }
     const FlagSpec* spec = FindFlag(name, is_short);
     if (spec == nullptr) {
       return absl::InvalidArgumentError(
@@ -719,7 +735,7 @@ int Run(const std::vector<std::string>& argv, std::istream& in, std::ostream& ou
     return inv->flags.help || inv->command == "help" ? kExitOk : kExitUsage;
   }
   static const char* const kCommands[] = {"apply",         "get",     "delete", "describe",
-                                          "api-resources", "version", "rollout"};
+                                          "api-resources", "version", "rollout", "logs"};
   if (std::find(std::begin(kCommands), std::end(kCommands), inv->command) == std::end(kCommands)) {
     err << "error: unknown command \"" << inv->command << "\" for \"capstanctl\"\n" << kUsage;
     return kExitUsage;
@@ -737,6 +753,7 @@ int Run(const std::vector<std::string>& argv, std::istream& in, std::ostream& ou
   if (c == "describe") return ctl.Describe(inv->args);
   if (c == "api-resources") return ctl.ApiResources();
   if (c == "rollout") return ctl.Rollout(inv->args);
+  if (c == "logs") return ctl.Logs(inv->args);
   return ctl.Version();
 }
 

@@ -34,6 +34,10 @@ struct Flags {
   int64_t to_revision = 0;        // --to-revision (rollout undo); 0: the previous revision
   int64_t revision = 0;           // --revision (rollout history); 0: the whole history
   std::string timeout;            // --timeout (rollout status), a duration; "" or 0: forever
+  std::string container;           // -c / --container (logs)
+  bool follow = false;            // --follow, and -f after `logs`
+  bool previous = false;          // -p / --previous (logs)
+  int64_t tail = -1;              // --tail (logs); -1: everything
   bool help = false;
 };
 
