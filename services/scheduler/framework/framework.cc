@@ -30,7 +30,7 @@ std::string FitErrorMessage(int64_t num_all_nodes, const Diagnosis& diagnosis) {
   return absl::StrCat(message, ": ", absl::StrJoin(parts, ", "), ".");
 }
 
-Status Framework::RunFilters(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot,
+Status Framework::RunFilters(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot,
                              std::string* failed_plugin) const {
   for (const auto& filter : plugins_.filters) {
     Status status = filter->Filter(pod, node, snapshot);
@@ -42,20 +42,22 @@ Status Framework::RunFilters(const Pod& pod, const NodeInfo& node, const Snapsho
   return Status();
 }
 
-std::vector<NodeScore> Framework::RunScores(const Pod& pod,
+std::vector<NodeScore> Framework::RunScores(const PodToSchedule& pod,
                                             const std::vector<const NodeInfo*>& nodes,
                                             const Snapshot& snapshot) const {
   std::vector<NodeScore> result(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) result[i].name = nodes[i]->name();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    result[i].name = nodes[i]->name();
+    result[i].by_plugin.reserve(plugins_.scores.size());
+  }
   std::vector<int64_t> scores(nodes.size());
   for (const WeightedScorePlugin& weighted : plugins_.scores) {
     const ScorePlugin& plugin = *weighted.plugin;
     for (size_t i = 0; i < nodes.size(); ++i) scores[i] = plugin.Score(pod, *nodes[i], snapshot);
     plugin.NormalizeScores(pod, nodes, scores);
-    const std::string name = plugin.name();
     for (size_t i = 0; i < nodes.size(); ++i) {
       int64_t score = std::clamp(scores[i], kMinNodeScore, kMaxNodeScore);
-      result[i].by_plugin[name] = score;
+      result[i].by_plugin.push_back(score);
       result[i].total += score * weighted.weight;
     }
   }
@@ -70,7 +72,8 @@ int64_t NumFeasibleNodesToFind(int64_t all_nodes) {
   return std::max(kMinFeasibleNodesToFind, all_nodes * percentage / 100);
 }
 
-ScheduleResult Framework::Schedule(const Pod& pod, const Snapshot& snapshot) {
+ScheduleResult Framework::Schedule(const Pod& pod_object, const Snapshot& snapshot) {
+  const PodToSchedule pod(pod_object);  // parsed once for every node of the cycle
   ScheduleResult result;
   std::vector<const NodeInfo*> feasible;
   const std::vector<NodeInfo>& nodes = snapshot.nodes();

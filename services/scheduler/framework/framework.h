@@ -23,7 +23,7 @@ class FilterPlugin {
   virtual std::string name() const = 0;
   // Ok when the pod may run on the node; otherwise Unschedulable(AndUnresolvable) with
   // Kubernetes' reason text.
-  virtual Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const = 0;
+  virtual Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const = 0;
 };
 
 class ScorePlugin {
@@ -32,10 +32,10 @@ class ScorePlugin {
   virtual std::string name() const = 0;
   // The node's score for the pod. After NormalizeScores it must lie in [0, 100]; plugins whose
   // raw score already does need not override NormalizeScores.
-  virtual int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const = 0;
+  virtual int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const = 0;
   // Kubernetes' ScoreExtensions.NormalizeScore: rescales the raw scores of all feasible nodes
   // (same order as `nodes`) into [0, 100].
-  virtual void NormalizeScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
+  virtual void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                                std::vector<int64_t>& scores) const {}
 };
 
@@ -83,7 +83,9 @@ std::string FitErrorMessage(int64_t num_all_nodes, const Diagnosis& diagnosis);
 struct NodeScore {
   std::string name;
   int64_t total = 0;                        // weighted sum
-  std::map<std::string, int64_t> by_plugin;  // normalized, before weighting
+  // Each score plugin's normalized score, before weighting, in the order of Plugins::scores (a
+  // vector, not a map by name: it is filled for every feasible node of every cycle).
+  std::vector<int64_t> by_plugin;
 };
 
 struct ScheduleResult {
@@ -103,12 +105,12 @@ class Framework {
 
   // Runs the filters on one node, stopping at the first failure; Ok when all pass. Sets
   // `failed_plugin` (when non-null) to the failing plugin's name.
-  Status RunFilters(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot,
+  Status RunFilters(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot,
                     std::string* failed_plugin = nullptr) const;
 
   // Scores the given (feasible) nodes: each plugin's raw scores, normalized, clamped to [0, 100],
   // weighted and summed.
-  std::vector<NodeScore> RunScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
+  std::vector<NodeScore> RunScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                                    const Snapshot& snapshot) const;
 
   // One scheduling cycle for `pod`. As kube-scheduler (percentageOfNodesToScore, adaptive), it

@@ -131,7 +131,7 @@ class RejectFilter : public FilterPlugin {
   RejectFilter(std::string name, std::vector<std::string> nodes, std::string reason)
       : name_(std::move(name)), nodes_(std::move(nodes)), reason_(std::move(reason)) {}
   std::string name() const override { return name_; }
-  Status Filter(const Pod&, const NodeInfo& node, const Snapshot&) const override {
+  Status Filter(const PodToSchedule&, const NodeInfo& node, const Snapshot&) const override {
     ++calls;
     for (const std::string& n : nodes_) {
       if (n == node.name()) return Status::Unschedulable(reason_);
@@ -152,7 +152,7 @@ class TableScore : public ScorePlugin {
   TableScore(std::string name, std::map<std::string, int64_t> table)
       : name_(std::move(name)), table_(std::move(table)) {}
   std::string name() const override { return name_; }
-  int64_t Score(const Pod&, const NodeInfo& node, const Snapshot&) const override {
+  int64_t Score(const PodToSchedule&, const NodeInfo& node, const Snapshot&) const override {
     auto it = table_.find(node.name());
     return it == table_.end() ? 0 : it->second;
   }
@@ -206,7 +206,7 @@ TEST(Framework, WeightedScoresPickTheBest) {
   EXPECT_EQ(result.scores[0].name, "n2");
   EXPECT_EQ(result.scores[0].total, 100);
   EXPECT_EQ(result.scores[1].total, 120);
-  EXPECT_EQ(result.scores[1].by_plugin.at("B"), 60);
+  EXPECT_EQ(result.scores[1].by_plugin, (std::vector<int64_t>{0, 60}));  // A's, then B's
 }
 
 TEST(Framework, ScoresAreClampedToZeroToHundred) {

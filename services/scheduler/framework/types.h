@@ -88,6 +88,29 @@ Resource PodRequests(const Pod& pod);
 // (Kubernetes' non-zero requests); used by the scoring plugins only, never to decide fit.
 Resource PodNonZeroRequests(const Pod& pod);
 
+// The pod a cycle schedules, with what plugins need from it worked out once per cycle instead of
+// once per node (kube-scheduler's framework.PodInfo and PreFilter state). Implicit from a Pod so
+// that a single plugin call (tests, preemption's what-ifs) needs no ceremony.
+struct PodToSchedule {
+  PodToSchedule(const Pod& p)  // NOLINT(google-explicit-constructor): see above
+      : pod(p),
+        requests(PodRequests(p)),
+        non_zero_requests(PodNonZeroRequests(p)),
+        constrains_nodes(!p.spec().node_selector().empty() ||
+                         (p.spec().affinity().has_node_affinity() &&
+                          p.spec().affinity().node_affinity()
+                              .has_required_during_scheduling_ignored_during_execution())) {}
+  const core::v1::PodSpec& spec() const { return pod.spec(); }
+  const meta::v1::ObjectMeta& metadata() const { return pod.metadata(); }
+
+  const Pod& pod;
+  const Resource requests;
+  const Resource non_zero_requests;
+  // A nodeSelector or required node affinity: without one every node passes NodeAffinity, and
+  // the node's labels need not be looked at.
+  const bool constrains_nodes;
+};
+
 // Allocatable cpu, memory and pod count of a node; missing entries are zero.
 Resource NodeAllocatable(const Node& node);
 int64_t NodeAllowedPods(const Node& node);

@@ -38,7 +38,8 @@ void DefaultNormalizeScore(bool reverse, std::vector<int64_t>& scores) {
 
 // --- NodeUnschedulable ---------------------------------------------------------------------------
 
-Status NodeUnschedulable::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+Status NodeUnschedulable::Filter(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {
+  const Pod& pod = to_schedule.pod;
   if (!node.node().spec().unschedulable()) return Status();
   core::v1::Taint taint;
   taint.set_key(kTaintNodeUnschedulable);
@@ -49,7 +50,8 @@ Status NodeUnschedulable::Filter(const Pod& pod, const NodeInfo& node, const Sna
 
 // --- NodeName ------------------------------------------------------------------------------------
 
-Status NodeName::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+Status NodeName::Filter(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {
+  const Pod& pod = to_schedule.pod;
   const std::string& wanted = pod.spec().node_name();
   if (wanted.empty() || wanted == node.name()) return Status();
   return Status::UnschedulableAndUnresolvable(kReasonNodeName);
@@ -57,7 +59,8 @@ Status NodeName::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) c
 
 // --- TaintToleration -----------------------------------------------------------------------------
 
-Status TaintToleration::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+Status TaintToleration::Filter(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {
+  const Pod& pod = to_schedule.pod;
   for (const core::v1::Taint& taint : node.node().spec().taints()) {
     if (taint.effect() != "NoSchedule" && taint.effect() != "NoExecute") continue;
     if (!TolerationsTolerateTaint(pod.spec().tolerations(), taint)) {
@@ -67,7 +70,8 @@ Status TaintToleration::Filter(const Pod& pod, const NodeInfo& node, const Snaps
   return Status();
 }
 
-int64_t TaintToleration::Score(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+int64_t TaintToleration::Score(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {
+  const Pod& pod = to_schedule.pod;
   // Only tolerations that can apply to PreferNoSchedule taints count.
   google::protobuf::RepeatedPtrField<core::v1::Toleration> prefer;
   for (const core::v1::Toleration& toleration : pod.spec().tolerations()) {
@@ -83,7 +87,7 @@ int64_t TaintToleration::Score(const Pod& pod, const NodeInfo& node, const Snaps
   return count;
 }
 
-void TaintToleration::NormalizeScores(const Pod&, const std::vector<const NodeInfo*>&,
+void TaintToleration::NormalizeScores(const PodToSchedule&, const std::vector<const NodeInfo*>&,
                                       std::vector<int64_t>& scores) const {
   DefaultNormalizeScore(/*reverse=*/true, scores);
 }

@@ -120,8 +120,9 @@ bool MatchesAll(const std::vector<Term>& terms, const Pod& pod, const Snapshot& 
 
 }  // namespace
 
-Status InterPodAffinity::Filter(const Pod& pod, const NodeInfo& node,
+Status InterPodAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo& node,
                                 const Snapshot& snapshot) const {
+  const Pod& pod = to_schedule.pod;
   const Node& candidate = node.node();
   const core::v1::Affinity& affinity = pod.spec().affinity();
 
@@ -191,8 +192,9 @@ Status InterPodAffinity::Filter(const Pod& pod, const NodeInfo& node,
   return Status();
 }
 
-int64_t InterPodAffinity::Score(const Pod& pod, const NodeInfo& node,
+int64_t InterPodAffinity::Score(const PodToSchedule& to_schedule, const NodeInfo& node,
                                 const Snapshot& snapshot) const {
+  const Pod& pod = to_schedule.pod;
   const Node& candidate = node.node();
   const core::v1::Affinity& affinity = pod.spec().affinity();
   // The incoming pod's preferred terms, judged against each existing pod.
@@ -238,7 +240,7 @@ int64_t InterPodAffinity::Score(const Pod& pod, const NodeInfo& node,
   return score;
 }
 
-void InterPodAffinity::NormalizeScores(const Pod&, const std::vector<const NodeInfo*>&,
+void InterPodAffinity::NormalizeScores(const PodToSchedule&, const std::vector<const NodeInfo*>&,
                                        std::vector<int64_t>& scores) const {
   if (scores.empty()) return;
   auto [min_it, max_it] = std::minmax_element(scores.begin(), scores.end());

@@ -64,12 +64,14 @@ bool PodMatchesNodeSelectorAndAffinityTerms(const Pod& pod, const Node& node) {
   return false;
 }
 
-Status NodeAffinity::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
-  if (PodMatchesNodeSelectorAndAffinityTerms(pod, node.node())) return Status();
+Status NodeAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {
+  if (!to_schedule.constrains_nodes) return Status();
+  if (PodMatchesNodeSelectorAndAffinityTerms(to_schedule.pod, node.node())) return Status();
   return Status::UnschedulableAndUnresolvable(kReasonNodeAffinity);
 }
 
-int64_t NodeAffinity::Score(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+int64_t NodeAffinity::Score(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {
+  const Pod& pod = to_schedule.pod;
   if (!pod.spec().has_affinity() || !pod.spec().affinity().has_node_affinity()) return 0;
   int64_t score = 0;
   for (const core::v1::PreferredSchedulingTerm& term : pod.spec()
@@ -82,7 +84,7 @@ int64_t NodeAffinity::Score(const Pod& pod, const NodeInfo& node, const Snapshot
   return score;
 }
 
-void NodeAffinity::NormalizeScores(const Pod&, const std::vector<const NodeInfo*>&,
+void NodeAffinity::NormalizeScores(const PodToSchedule&, const std::vector<const NodeInfo*>&,
                                    std::vector<int64_t>& scores) const {
   DefaultNormalizeScore(/*reverse=*/false, scores);
 }

@@ -15,10 +15,10 @@ int64_t LeastRequestedScore(int64_t requested, int64_t capacity) {
 
 }  // namespace
 
-Status NodeResourcesFit::Filter(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+Status NodeResourcesFit::Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot&) const {
   std::vector<std::string> reasons;
   if (node.pod_count() + 1 > node.allowed_pods()) reasons.push_back(kReasonTooManyPods);
-  Resource request = PodRequests(pod);
+  Resource request = pod.requests;
   if (request.milli_cpu != 0 || request.memory != 0) {
     const Resource& allocatable = node.allocatable();
     const Resource& requested = node.requested();
@@ -33,9 +33,9 @@ Status NodeResourcesFit::Filter(const Pod& pod, const NodeInfo& node, const Snap
   return Status(StatusCode::kUnschedulable, std::move(reasons));
 }
 
-int64_t NodeResourcesFit::Score(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+int64_t NodeResourcesFit::Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot&) const {
   Resource requested = node.non_zero_requested();
-  requested += PodNonZeroRequests(pod);
+  requested += pod.non_zero_requests;
   const Resource& allocatable = node.allocatable();
   // Kubernetes' default resources cpu and memory, weight 1 each.
   int64_t cpu = LeastRequestedScore(requested.milli_cpu, allocatable.milli_cpu);
@@ -43,10 +43,10 @@ int64_t NodeResourcesFit::Score(const Pod& pod, const NodeInfo& node, const Snap
   return (cpu + memory) / 2;
 }
 
-int64_t BalancedAllocation::Score(const Pod& pod, const NodeInfo& node, const Snapshot&) const {
+int64_t BalancedAllocation::Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot&) const {
   // Kubernetes (1.26+) balances actual requests, not the non-zero defaults.
   Resource requested = node.requested();
-  requested += PodRequests(pod);
+  requested += pod.requests;
   const Resource& allocatable = node.allocatable();
   std::vector<double> fractions;
   auto add = [&fractions](int64_t req, int64_t alloc) {

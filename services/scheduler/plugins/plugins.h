@@ -51,13 +51,13 @@ void DefaultNormalizeScore(bool reverse, std::vector<int64_t>& scores);
 class NodeUnschedulable : public FilterPlugin {
  public:
   std::string name() const override { return "NodeUnschedulable"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
 };
 
 class NodeName : public FilterPlugin {
  public:
   std::string name() const override { return "NodeName"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
 };
 
 // Filter: cpu, memory and pod count against allocatable minus what the node's pods request.
@@ -66,15 +66,15 @@ class NodeName : public FilterPlugin {
 class NodeResourcesFit : public FilterPlugin, public ScorePlugin {
  public:
   std::string name() const override { return "NodeResourcesFit"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
 };
 
 // Score: 100 * (1 - |cpuFraction - memoryFraction| / 2) with the pod added.
 class BalancedAllocation : public ScorePlugin {
  public:
   std::string name() const override { return "NodeResourcesBalancedAllocation"; }
-  int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
 };
 
 // Filter: nodeSelector and required node affinity. Score: sum of matching preferred terms'
@@ -82,9 +82,9 @@ class BalancedAllocation : public ScorePlugin {
 class NodeAffinity : public FilterPlugin, public ScorePlugin {
  public:
   std::string name() const override { return "NodeAffinity"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  void NormalizeScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
 };
 
@@ -93,9 +93,9 @@ class NodeAffinity : public FilterPlugin, public ScorePlugin {
 class TaintToleration : public FilterPlugin, public ScorePlugin {
  public:
   std::string name() const override { return "TaintToleration"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  void NormalizeScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
 };
 
@@ -105,9 +105,9 @@ class TaintToleration : public FilterPlugin, public ScorePlugin {
 class InterPodAffinity : public FilterPlugin, public ScorePlugin {
  public:
   std::string name() const override { return "InterPodAffinity"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  void NormalizeScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
 };
 
@@ -117,10 +117,10 @@ class InterPodAffinity : public FilterPlugin, public ScorePlugin {
 class PodTopologySpread : public FilterPlugin, public ScorePlugin {
  public:
   std::string name() const override { return "PodTopologySpread"; }
-  Status Filter(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
   // -1 for nodes missing a constraint's topology label (they end at 0 after normalization).
-  int64_t Score(const Pod& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
-  void NormalizeScores(const Pod& pod, const std::vector<const NodeInfo*>& nodes,
+  int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
 };
 

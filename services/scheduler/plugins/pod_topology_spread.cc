@@ -127,8 +127,9 @@ absl::flat_hash_map<std::string, int64_t> DomainCounts(const Pod& pod, const Con
 
 }  // namespace
 
-Status PodTopologySpread::Filter(const Pod& pod, const NodeInfo& node,
+Status PodTopologySpread::Filter(const PodToSchedule& to_schedule, const NodeInfo& node,
                                  const Snapshot& snapshot) const {
+  const Pod& pod = to_schedule.pod;
   std::vector<Constraint> constraints = Constraints(pod, /*hard=*/true);
   for (const Constraint& c : constraints) {
     const std::string* value = Label(node.node(), c.topology_key());
@@ -148,8 +149,9 @@ Status PodTopologySpread::Filter(const Pod& pod, const NodeInfo& node,
   return Status();
 }
 
-int64_t PodTopologySpread::Score(const Pod& pod, const NodeInfo& node,
+int64_t PodTopologySpread::Score(const PodToSchedule& to_schedule, const NodeInfo& node,
                                  const Snapshot& snapshot) const {
+  const Pod& pod = to_schedule.pod;
   std::vector<Constraint> constraints = Constraints(pod, /*hard=*/false);
   if (constraints.empty()) return 0;
   if (!HasAllKeys(node.node(), constraints)) return -1;  // ignored node
@@ -171,7 +173,7 @@ int64_t PodTopologySpread::Score(const Pod& pod, const NodeInfo& node,
   return static_cast<int64_t>(std::round(score));
 }
 
-void PodTopologySpread::NormalizeScores(const Pod& pod, const std::vector<const NodeInfo*>&,
+void PodTopologySpread::NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>&,
                                         std::vector<int64_t>& scores) const {
   int64_t min = INT64_MAX;
   int64_t max = 0;
