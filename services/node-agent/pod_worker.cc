@@ -264,12 +264,13 @@ SyncResult PodWorker::SyncPod(const Pod& pod, PodRecord* record) {
       }
     }
 
+    auto should_restart = [&](const ContainerInfo& exited) {
+      return !record->terminal && (policy == "Always" || (policy == "OnFailure" && exited.exit_code != 0));
+    };
     bool restarting = false;
     if (info && info->state == ContainerState::kExited) {
       if (probes_ != nullptr) probes_->Remove(c.id);
-      const bool should_restart = !record->terminal &&
-                                  (policy == "Always" || (policy == "OnFailure" && info->exit_code != 0));
-      if (should_restart) {
+      if (should_restart(*info)) {
         if (info->finished_at - info->started_at >= kBackoffResetAfter) c.crash_backoff = absl::ZeroDuration();
         const absl::Time restart_at = info->finished_at + c.crash_backoff;
         if (now >= restart_at && network_ready) {
@@ -302,6 +303,13 @@ SyncResult PodWorker::SyncPod(const Pod& pod, PodRecord* record) {
         if (!c.id.empty()) {
           absl::StatusOr<ContainerInfo> inspected = runtime_->InspectContainer(c.id);
           if (inspected.ok()) info = *inspected;
+          if (info && info->state == ContainerState::kExited && should_restart(*info)) {
+            // It exited before this sync was over (`exit 1` at once). Reported as terminated, an
+            // OnFailure pod would turn Failed for good; it is waiting for its restart instead,
+            // which the next sync does like for any other exit.
+            restarting = true;
+            SetMin(&requeue, info->finished_at + c.crash_backoff - now);
+          }
         }
       }
     }

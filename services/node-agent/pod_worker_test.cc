@@ -162,6 +162,19 @@ TEST_F(PodWorkerTest, OnFailureRestartsFailuresOnly) {
   EXPECT_EQ(App().restart_count(), 0);
 }
 
+// A container that has exited already when the sync that started it looks at it (`exit 1` at
+// once) is not final under OnFailure: the pod stays Running and the next sync restarts it.
+TEST_F(PodWorkerTest, OnFailureContainerExitingAtOnceIsRestarted) {
+  pod_ = MakePod("OnFailure", {{"CAPSTAN_SIMULATE_RUN_SECONDS", "0"}, {"CAPSTAN_SIMULATE_EXIT_CODE", "1"}});
+  SyncResult first = Sync();
+  EXPECT_EQ(pod_.status().phase(), "Running");
+  EXPECT_EQ(App().last_state().terminated().exit_code(), 1);
+  EXPECT_GT(first.requeue_after, absl::ZeroDuration());
+  Sync();
+  EXPECT_EQ(App().restart_count(), 1);
+  EXPECT_NE(pod_.status().phase(), "Failed");
+}
+
 TEST_F(PodWorkerTest, CrashLoopBacksOffTenSecondsDoubling) {
   pod_ = MakePod("Always", {{"CAPSTAN_SIMULATE_RUN_SECONDS", "1"}, {"CAPSTAN_SIMULATE_EXIT_CODE", "1"}});
   Sync();

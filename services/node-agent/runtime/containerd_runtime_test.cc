@@ -4,13 +4,9 @@
 #include "services/node-agent/runtime/containerd_runtime.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -23,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "test/harness/apiserver_process.h"
 #include "test/harness/containerd_process.h"
+#include "test/harness/registry_process.h"
 
 namespace capstan::nodeagent {
 namespace {
@@ -418,59 +415,12 @@ TEST_F(ContainerdRuntimeTest, JoinsANetworkNamespaceByPath) {
 
 // --- pulling from a real registry --------------------------------------------------------------------
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Debian's docker-registry (distribution 2.8) on a free loopback port, storing in a temp dir.
-class Registry {
- public:
-  Registry() : dir_(capstan::testing::MakeTempDir("registry-")), port_(FreeLoopbackPort()) {}
-  ~Registry() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    capstan::testing::RemoveTree(dir_);
-  }
-  absl::Status Start() {
-    std::string config = dir_ + "/config.yml";
-    std::ofstream(config) << "version: 0.1\n"
-                          << "storage:\n  filesystem:\n    rootdirectory: " << dir_ << "/data\n"
-                          << "http:\n  addr: " << address() << "\n";
-    pid_ = capstan::testing::SpawnProcess({"/usr/bin/docker-registry", "serve", config},
-                                          dir_ + "/registry.log");
-    for (int i = 0; i < 500; ++i) {
-      if (capstan::testing::HttpGet(address(), "/v2/").ok()) return absl::OkStatus();
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return absl::UnavailableError("registry did not start: " + ReadFile(dir_ + "/registry.log"));
-  }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-
- private:
-  std::string dir_;
-  int port_;
-  pid_t pid_ = -1;
-};
-
 TEST_F(ContainerdRuntimeTest, PullsFromARegistry) {
-  Registry registry;
+  capstan::testing::RegistryProcess registry;
   ASSERT_OK(registry.Start());
   std::string ref = registry.address() + "/busybox:1";
-  absl::StatusOr<std::string> pushed = RunCommand(
-      {"/usr/bin/skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-       "oci-archive:" + capstan::testing::RunfilePath("services/node-agent/runtime/busybox-image.tar"),
-       "docker://" + ref});
-  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  ASSERT_OK(registry.PushOciArchive(
+      capstan::testing::RunfilePath("services/node-agent/runtime/busybox-image.tar"), "busybox:1"));
 
   EXPECT_TRUE(absl::IsNotFound(runtime_->ImageId(ref).status()));
   absl::Status pulled = runtime_->PullImage(ref);
@@ -492,7 +442,7 @@ TEST_F(ContainerdRuntimeTest, PullsFromARegistry) {
   EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
   absl::Status missing_tag = runtime_->PullImage(registry.address() + "/busybox:2");
   EXPECT_TRUE(absl::IsNotFound(missing_tag)) << missing_tag;
-  absl::Status unreachable = runtime_->PullImage(absl::StrCat("127.0.0.1:", FreeLoopbackPort(), "/x:1"));
+  absl::Status unreachable = runtime_->PullImage(absl::StrCat("127.0.0.1:", capstan::testing::FreeLoopbackPort(), "/x:1"));
   EXPECT_TRUE(absl::IsUnavailable(unreachable)) << unreachable;
 }
 
