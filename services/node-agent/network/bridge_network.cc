@@ -229,6 +229,37 @@ absl::StatusOr<std::string> BridgeNetwork::Ip(const std::vector<std::string>& ar
   return std::move(result->out);
 }
 
+absl::Status BridgeNetwork::IpBatch(const std::vector<std::string>& options,
+                                    const std::vector<std::string>& commands) const {
+  std::string path = options_.state_dir + "/.batch-XXXXXX";
+  int fd = mkstemp(path.data());
+  if (fd < 0) return absl::InternalError(absl::StrCat("mkstemp in ", options_.state_dir));
+  const std::string text = absl::StrJoin(commands, "\n") + "\n";
+  const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  absl::StatusOr<std::string> r = written ? absl::StatusOr<std::string>("") : absl::InternalError("write " + path);
+  if (r.ok()) {
+    std::vector<std::string> args = options;
+    args.push_back("-batch");
+    args.push_back(path);
+    r = Ip(args);
+  }
+  unlink(path.c_str());
+  return r.status();
+}
+
+absl::Status BridgeNetwork::SetUpFresh(const std::string& ns, const std::string& veth,
+                                       const std::string& address) {
+  absl::Status s = IpBatch({}, {absl::StrCat("netns add ", ns),
+                                absl::StrCat("link add ", veth, " type veth peer name eth0 netns ", ns),
+                                absl::StrCat("link set dev ", veth, " master ", options_.bridge, " up")});
+  if (!s.ok()) return s;
+  // The default route after eth0 is up: the gateway must be on a connected route.
+  return IpBatch({"-n", ns}, {absl::StrCat("addr add ", address, "/", prefix_length_, " dev eth0"),
+                              "link set dev lo up", "link set dev eth0 up",
+                              absl::StrCat("route replace default via ", gateway(), " dev eth0")});
+}
+
 absl::Status BridgeNetwork::EnsureBridge() {
   absl::MutexLock lock(&bridge_mu_);
   if (bridge_ready_) return absl::OkStatus();
@@ -408,6 +439,11 @@ absl::StatusOr<PodNetworkStatus> BridgeNetwork::SetUp(const std::string& pod_uid
   }
 
   absl::StatusOr<std::string> r;
+  if (!Exists(ns_path)) {
+    // The usual case, a new pod: all steps at once. If any fails, the step-by-step path below
+    // finds what is there, completes it, and reports the step that fails.
+    if (SetUpFresh(ns, veth, *address).ok()) return PodNetworkStatus{ns_path, *address};
+  }
   if (!Exists(ns_path)) {
     r = Ip({"netns", "add", ns});
     if (!r.ok()) return r.status();
