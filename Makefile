@@ -28,6 +28,8 @@ bench: deps
 	@bazel-bin/bench/apiserver_bench
 	@bazel-bin/bench/controller_bench --replicas=10000
 	@bazel-bin/bench/scheduler_bench --nodes=5000 --pods=10000
+	@bazel-bin/bench/node_bench --nodes=100 --replicas=10000
+	@bazel-bin/bench/pod_startup_bench
 
 clean: down
 	@bazel clean
