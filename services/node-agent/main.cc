@@ -138,7 +138,7 @@ int Main() {
       options.node.labels["capstan.io/simulated"] = "true";
       options.workers = std::max(1, absl::GetFlag(FLAGS_workers) / 4);
       options.probe_threads = 1;
-      options.worker.log_root = data_dir + "/logs";
+      options.worker.log_root = "";  // simulated containers write nothing
       options.worker.runtime_scheme = "simulated";
       parts.agent = std::make_unique<NodeAgent>(client.get(), parts.runtime.get(), parts.network.get(), options);
       nodes.push_back(std::move(parts));

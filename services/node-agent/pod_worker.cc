@@ -147,8 +147,10 @@ absl::Status PodWorker::StartNew(const Pod& pod, int index, PodRecord* record) {
                    {kLabelContainerName, spec.name()},
                    {kLabelRestartCount, absl::StrCat(c.restart_count)}};
 
-  std::error_code ignored;
-  std::filesystem::create_directories(std::filesystem::path(config.log_path).parent_path(), ignored);
+  if (!options_.log_root.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(std::filesystem::path(config.log_path).parent_path(), ignored);
+  }
   absl::Status created = runtime_->CreateContainer(config);
   if (absl::IsAlreadyExists(created)) {
     // Left by a sync that failed between create and start: start over.

@@ -63,7 +63,7 @@ struct SyncResult {
 
 struct PodWorkerOptions {
   std::string node_ip;          // status.hostIP
-  std::string log_root;         // container logs go under here
+  std::string log_root;         // container logs go under here; "" = none (simulated nodes)
   std::string runtime_scheme = "containerd";  // containerID prefix: "containerd://ID"
   absl::Duration crash_backoff_initial = absl::Seconds(10);
   absl::Duration crash_backoff_max = absl::Minutes(5);

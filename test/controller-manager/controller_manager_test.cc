@@ -12,6 +12,7 @@
 #include "proto/coordination_v1.pb.h"
 #include "proto/core_v1.pb.h"
 #include "test/harness/apiserver_process.h"
+#include "test/harness/eventually.h"
 
 namespace capstan::testing {
 namespace {
@@ -21,14 +22,6 @@ using capstan::apps::v1::ReplicaSet;
 using capstan::coordination::v1::Lease;
 using capstan::core::v1::Pod;
 
-bool Eventually(const std::function<bool()>& condition, int seconds = 60) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
-}
 
 std::vector<Pod> Pods(client::Client& c) {
   auto list = c.List<Pod>("default");

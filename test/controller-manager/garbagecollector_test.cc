@@ -20,9 +20,12 @@
 #include "services/controller-manager/controller_context.h"
 #include "services/controller-manager/controllers/garbagecollector/garbage_collector.h"
 #include "test/harness/apiserver_process.h"
+#include "test/harness/eventually.h"
 
 namespace capstan::controllermanager::garbagecollector {
 namespace {
+
+using capstan::testing::Eventually;
 
 using capstan::apps::v1::ReplicaSet;
 using capstan::core::v1::Pod;
@@ -32,14 +35,6 @@ using capstan::testing::ApiServerProcess;
 constexpr absl::Duration kWait = absl::Seconds(30);
 
 // Polls until done() is true; false after timeout.
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = kWait) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return done();
-}
 
 ReplicaSet NewReplicaSet(const std::string& name) {
   ReplicaSet rs;

@@ -18,9 +18,12 @@
 #include "services/controller-manager/controller_context.h"
 #include "services/controller-manager/controllers/namespace/namespace_controller.h"
 #include "test/harness/apiserver_process.h"
+#include "test/harness/eventually.h"
 
 namespace capstan::controllermanager::namespacecontroller {
 namespace {
+
+using capstan::testing::Eventually;
 
 using capstan::apps::v1::ReplicaSet;
 using capstan::core::v1::ConfigMap;
@@ -32,14 +35,6 @@ using capstan::testing::ApiServerProcess;
 constexpr absl::Duration kWait = absl::Seconds(30);
 constexpr char kNs[] = "team-a";
 
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = kWait) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return done();
-}
 
 ConfigMap NewConfigMap(const std::string& name) {
   ConfigMap cm;

@@ -27,6 +27,7 @@
 #include "proto/core_v1.pb.h"
 #include "proto/resource.pb.h"
 #include "test/harness/apiserver_process.h"
+#include "test/harness/eventually.h"
 
 namespace capstan::testing {
 namespace {
@@ -40,14 +41,6 @@ constexpr char kNode[] = "node-1";
 constexpr char kUnreachable[] = "node.kubernetes.io/unreachable";
 
 // Polls until done() is true; false after timeout. Generous: only a hang should fail it.
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(60)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return done();
-}
 
 capstan::meta::v1::Time NowTime() {
   capstan::meta::v1::Time t;

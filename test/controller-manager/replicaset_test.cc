@@ -27,9 +27,12 @@
 #include "proto/core_v1.pb.h"
 #include "services/controller-manager/controller_context.h"
 #include "test/harness/apiserver_process.h"
+#include "test/harness/eventually.h"
 
 namespace capstan::controllermanager {
 namespace {
+
+using capstan::testing::Eventually;
 
 using capstan::apps::v1::ReplicaSet;
 using capstan::core::v1::Pod;
@@ -38,14 +41,6 @@ using capstan::testing::ApiServerProcess;
 constexpr absl::Duration kWait = absl::Seconds(60);
 
 // Polls until done() is true; false after timeout.
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = kWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return done();
-}
 
 ReplicaSet NewReplicaSet(const std::string& name, int replicas) {
   ReplicaSet rs;

@@ -3,19 +3,24 @@
 #ifndef CAPSTAN_TEST_HARNESS_EVENTUALLY_H_
 #define CAPSTAN_TEST_HARNESS_EVENTUALLY_H_
 
-#include <chrono>
 #include <functional>
-#include <thread>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace capstan::testing {
 
-inline bool Eventually(const std::function<bool()>& condition, int seconds = 30) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
+inline bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
     if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    absl::SleepFor(absl::Milliseconds(50));
   }
   return condition();
+}
+
+inline bool Eventually(const std::function<bool()>& condition, int seconds = 60) {
+  return Eventually(condition, absl::Seconds(seconds));
 }
 
 }  // namespace capstan::testing

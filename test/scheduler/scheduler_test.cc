@@ -11,6 +11,7 @@
 #include "proto/core_v1.pb.h"
 #include "proto/scheduling_v1.pb.h"
 #include "test/harness/apiserver_process.h"
+#include "test/harness/eventually.h"
 
 namespace capstan::testing {
 namespace {
@@ -18,14 +19,6 @@ namespace {
 using capstan::core::v1::Node;
 using capstan::core::v1::Pod;
 
-bool Eventually(const std::function<bool()>& condition, int seconds = 30) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
-}
 
 Node MakeNode(const std::string& name, const std::string& cpu, bool tainted = false) {
   Node node;
