@@ -148,6 +148,15 @@ class MultiNodeTest : public ::testing::Test {
     }
     return false;
   }
+  // Read-modify-write of the Deployment, again on Conflict: its controller writes it too.
+  bool UpdateDeployment(const std::function<void(Deployment*)>& change) {
+    return Eventually([&] {
+      auto d = client_->Get<Deployment>("default", "hello");
+      if (!d.ok()) return false;
+      change(&*d);
+      return client_->Update(*d).ok();
+    });
+  }
   std::vector<Pod> Pods() {
     auto pods = client_->List<Pod>("default", {.label_selector = "app=hello"});
     return pods.ok() ? pods->items : std::vector<Pod>{};
@@ -236,17 +245,13 @@ TEST_F(MultiNodeTest, DeploymentLifecycleAcrossTwoNodesWithANodeFailure) {
   EXPECT_NE(logs.find("started on " + pods[0].metadata().name()), std::string::npos) << logs;
 
   // Scale to 6.
-  auto d = client_->Get<Deployment>("default", "hello");
-  ASSERT_TRUE(d.ok());
-  d->mutable_spec()->set_replicas(6);
-  ASSERT_TRUE(client_->Update(*d).ok());
+  ASSERT_TRUE(UpdateDeployment([](Deployment* d) { d->mutable_spec()->set_replicas(6); }));
   ASSERT_TRUE(Eventually([&] { return !ReadyPods(6, kImage1).empty(); }, 90)) << AgentLogs();
 
   // Roll to the second image.
-  d = client_->Get<Deployment>("default", "hello");
-  ASSERT_TRUE(d.ok());
-  d->mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->set_image(kImage2);
-  ASSERT_TRUE(client_->Update(*d).ok());
+  ASSERT_TRUE(UpdateDeployment([](Deployment* d) {
+    d->mutable_spec()->mutable_template_()->mutable_spec()->mutable_containers(0)->set_image(kImage2);
+  }));
   ASSERT_TRUE(Eventually([&] { return !(pods = ReadyPods(6, kImage2)).empty(); }, 120)) << AgentLogs();
 
   // Cut node2 off: it goes NotReady (Unknown), gets the unreachable taints, and its pods are

@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/base/subprocess.h"
 #include "absl/strings/str_split.h"
 #include "test/harness/apiserver_process.h"
 
@@ -74,31 +75,12 @@ std::string RequiresRootReason() {
 }
 
 absl::StatusOr<std::string> RunCommand(const std::vector<std::string>& args) {
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe");
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(out[1], 2);
-    std::vector<char*> argv;
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+  absl::StatusOr<base::CommandResult> r = base::RunCommand(args, {.merge_stderr = true});
+  if (!r.ok()) return r.status();
+  if (r->exit_code != 0) {
+    return absl::InternalError(absl::StrCat(args[0], " failed (exit ", r->exit_code, "): ", r->out));
   }
-  close(out[1]);
-  std::string output;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof(buf))) > 0) output.append(buf, static_cast<size_t>(n));
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat(args[0], " failed (status ", status, "): ", output));
-  }
-  return output;
+  return std::move(r->out);
 }
 
 ContainerdProcess::ContainerdProcess()

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lib/base/subprocess.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "test/harness/apiserver_process.h"
@@ -87,62 +88,10 @@ void RemoveStale(int subnet) {
 
 absl::StatusOr<ExecResult> RunCommand(const std::vector<std::string>& args,
                                       absl::Duration timeout) {
-  std::vector<std::string> storage = args;
-  std::vector<char*> argv;
-  for (std::string& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe");
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);  // so that a timeout kills what it started as well
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(out[1], 1);
-    dup2(out[1], 2);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  if (devnull >= 0) close(devnull);
-  close(out[1]);
-  if (pid < 0) {
-    close(out[0]);
-    return absl::InternalError("fork failed");
-  }
-  setpgid(pid, pid);  // also here: the group must exist before a timeout's kill, whoever runs first
-  ExecResult result;
-  absl::Time deadline = absl::Now() + timeout;
-  bool timed_out = false;
-  for (;;) {
-    int wait_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (wait_ms <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p = {out[0], POLLIN, 0};
-    int ready = poll(&p, 1, wait_ms);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;  // the deadline check above ends the loop
-    char buf[4096];
-    ssize_t n = read(out[0], buf, sizeof(buf));
-    if (n > 0) {
-      result.output.append(buf, static_cast<size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;  // EOF: the process (and all its children) closed the pipe
-    }
-  }
-  close(out[0]);
-  if (timed_out) kill(-pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        absl::StrJoin(args, " "), ": no exit in ", absl::FormatDuration(timeout), ": ",
-        result.output));
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  absl::StatusOr<base::CommandResult> r =
+      base::RunCommand(args, {.timeout = timeout, .merge_stderr = true});
+  if (!r.ok()) return r.status();
+  return ExecResult{r->exit_code, std::move(r->out)};
 }
 
 absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create() {

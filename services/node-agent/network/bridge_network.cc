@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -23,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lib/base/subprocess.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -34,76 +34,6 @@ namespace {
 // Where `ip netns add` puts its namespaces (iproute2's NETNS_RUN_DIR).
 constexpr char kNetnsDir[] = "/run/netns";
 
-struct CommandResult {
-  int exit_code = -1;  // -1 when killed by a signal
-  std::string out;
-  std::string err;
-};
-
-// posix_spawn without a shell; stdout and stderr are read through pipes. posix_spawn (vfork
-// semantics) rather than fork: copying the page tables of the large, multi-threaded agent for
-// every `ip` run cost more CPU than anything else in starting a pod.
-absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& args) {
-  std::vector<std::string> storage = args;
-  std::vector<char*> argv;
-  for (std::string& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int out[2], err[2];
-  // O_CLOEXEC: children spawned concurrently by other threads must not hold our pipes open (the
-  // dup2 of the file actions gives this child its own copies without the flag).
-  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe");
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    close(out[0]);
-    close(out[1]);
-    return absl::InternalError("pipe");
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) pid = -1;
-  close(out[1]);
-  close(err[1]);
-  if (pid < 0) {
-    close(out[0]);
-    close(err[0]);
-    return absl::InternalError(absl::StrCat("spawn ", argv[0], ": ", strerror(spawned)));
-  }
-  CommandResult result;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buf[4096];
-      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;  // poll ignores negative descriptors
-        --open_fds;
-      }
-    }
-  }
-  for (pollfd& p : fds) {
-    if (p.fd >= 0) close(p.fd);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 std::string FindIpBinary() {
   const char* path = getenv("PATH");
@@ -221,7 +151,9 @@ std::string BridgeNetwork::HostVethName(const std::string& netns_name) {
 absl::StatusOr<std::string> BridgeNetwork::Ip(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {ip_binary_};
   argv.insert(argv.end(), args.begin(), args.end());
-  absl::StatusOr<CommandResult> result = RunCommand(argv);
+  // ip does not hang in practice; the bound keeps a wedged kernel call from holding a pod's sync.
+  absl::StatusOr<base::CommandResult> result =
+      base::RunCommand(argv, {.timeout = absl::Seconds(30)});
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
     return absl::InternalError(absl::StrCat("ip ", absl::StrJoin(args, " "), ": exit ",
