@@ -181,7 +181,8 @@ void ProbeManager::Add(const std::string& pod_uid, const std::string& container_
   };
   if (spec.has_readiness_probe()) add(Kind::kReadiness, spec.readiness_probe());
   if (spec.has_liveness_probe()) add(Kind::kLiveness, spec.liveness_probe());
-  changed_.SignalAll();
+  // Most containers have no probe: nothing to schedule, no thread to wake.
+  if (spec.has_readiness_probe() || spec.has_liveness_probe()) changed_.SignalAll();
 }
 
 void ProbeManager::Remove(const std::string& container_id) {
