@@ -397,7 +397,8 @@ Row TableHeader(const api::ResourceInfo& info, const TableOptions& options) {
     if (options.wide) row.insert(row.end(), {"CONTAINERS", "IMAGES", "SELECTOR"});
   } else if (r == "nodes") {
     row.insert(row.end(), {"NAME", "STATUS", "ROLES", "AGE", "VERSION"});
-    if (options.wide) row.insert(row.end(), {"INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION"});
+    if (options.wide) row.insert(row.end(), {"INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
+                                                      "CONTAINER-RUNTIME"});
   } else if (r == "namespaces") {
     row.insert(row.end(), {"NAME", "STATUS", "AGE"});
   } else if (r == "events") {
@@ -441,7 +442,8 @@ Row TableRow(const api::ResourceInfo& info, const Message& object, const TableOp
     if (options.wide) {
       row.insert(row.end(), {NodeAddress(*node, "InternalIP"), NodeAddress(*node, "ExternalIP"),
                              OrNone(node->status().node_info().os_image()),
-                             OrNone(node->status().node_info().kernel_version())});
+                             OrNone(node->status().node_info().kernel_version()),
+                             OrNone(node->status().node_info().container_runtime_version())});
     }
   } else if (const auto* ns = dynamic_cast<const Namespace*>(&object)) {
     row.insert(row.end(), {meta.name(), OrNone(ns->status().phase()), age});
