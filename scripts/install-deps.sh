@@ -14,6 +14,8 @@ PACKAGES=(
   containerd runc iproute2 busybox-static docker-registry skopeo
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
   libcurl4-openssl-dev libssl-dev
+  # benchmarks: a real etcd 3.4 to compare the apiserver with, and its gRPC protos (//third_party/etcd)
+  etcd-server etcd-client golang-etcd-server-dev
 )
 
 missing=()

@@ -254,6 +254,25 @@ SyncResult PodWorker::SyncPod(const Pod& pod, PodRecord* record) {
         SetMin(&requeue, absl::Seconds(1));
       }
     }
+    if (info && info->state == ContainerState::kUnknown) {
+      // Its process is gone without an exit status (containerd's state lost in a reboot, or its
+      // task deleted): Kubernetes' ContainerStatusUnknown, an exit like any other from here on,
+      // so the restart policy decides what happens next.
+      info->state = ContainerState::kExited;
+      info->exit_code = 137;
+      info->reason = "ContainerStatusUnknown";
+      // A time that does not move between syncs, so that a crash-loop backoff can run out.
+      if (info->started_at == absl::InfinitePast()) info->started_at = info->created_at;
+      info->finished_at = info->started_at;
+    }
+    if (info && info->state == ContainerState::kCreated && info->started_at == absl::InfinitePast() &&
+        !record->terminal) {
+      // Created but never started (the agent stopped in between): start it now.
+      if (runtime_->StartContainer(c.id).ok()) {
+        absl::StatusOr<ContainerInfo> started = runtime_->InspectContainer(c.id);
+        if (started.ok()) info = *started;
+      }
+    }
 
     if (info && info->state == ContainerState::kRunning && probes_ != nullptr) {
       probes_->Add(record->uid, c.id, spec, pod_ip, info->started_at);

@@ -282,6 +282,41 @@ TEST_F(PodWorkerTest, AdoptedContainersAreNotRestarted) {
   EXPECT_EQ(pod_.status().start_time().seconds(), before.start_time().seconds());
 }
 
+TEST_F(PodWorkerTest, ContainerWhoseTaskVanishedIsRestartedOrFails) {
+  Sync();
+  runtime_->LoseTask(record_.containers["app"].id);
+  Sync();
+  EXPECT_EQ(App().restart_count(), 1);
+  EXPECT_TRUE(App().state().has_running());
+  EXPECT_EQ(App().last_state().terminated().reason(), "ContainerStatusUnknown");
+
+  pod_ = MakePod("Never");
+  pod_.mutable_metadata()->set_uid("never");
+  record_ = PodRecord();
+  Sync();
+  runtime_->LoseTask(record_.containers["app"].id);
+  Sync();
+  EXPECT_EQ(pod_.status().phase(), "Failed");
+  EXPECT_EQ(App().state().terminated().reason(), "ContainerStatusUnknown");
+  EXPECT_EQ(App().state().terminated().exit_code(), 137);
+}
+
+TEST_F(PodWorkerTest, AdoptedContainerThatNeverStartedIsStarted) {
+  // An agent that stopped between create and start left this behind.
+  ASSERT_TRUE(runtime_->PullImage("capstan.local/busybox:1").ok());
+  ContainerConfig config;
+  config.id = pod_.metadata().uid() + "-0-0";
+  config.image = "capstan.local/busybox:1";
+  config.labels = {{kLabelPodUid, pod_.metadata().uid()}, {kLabelPodNamespace, "default"},
+                   {kLabelPodName, "web"}, {kLabelContainerName, "app"}, {kLabelRestartCount, "0"}};
+  ASSERT_TRUE(runtime_->CreateContainer(config).ok());
+  record_ = PodWorker::Adopt(*runtime_->ListContainers())[pod_.metadata().uid()];
+  Sync();
+  EXPECT_TRUE(App().state().has_running());
+  EXPECT_EQ(App().restart_count(), 0);
+  EXPECT_EQ(record_.containers["app"].id, config.id);
+}
+
 TEST(PodPhaseTest, Table) {
   auto running = [] { ContainerStatus s; s.mutable_state()->mutable_running(); return s; };
   auto waiting = [] { ContainerStatus s; s.mutable_state()->mutable_waiting()->set_reason("ContainerCreating"); return s; };

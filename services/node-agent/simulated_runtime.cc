@@ -63,6 +63,14 @@ absl::Status SimulatedRuntime::PullImage(const std::string& image) {
   return absl::OkStatus();
 }
 
+void SimulatedRuntime::LoseTask(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end()) return;
+  it->second.info.state = ContainerState::kUnknown;
+  it->second.exits_at = absl::InfiniteFuture();
+}
+
 int SimulatedRuntime::PullCount(const std::string& image) {
   absl::MutexLock lock(&mu_);
   return pulls_[image];

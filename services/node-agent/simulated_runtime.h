@@ -52,6 +52,9 @@ class SimulatedRuntime : public Runtime {
 
   // For tests: makes Healthy() fail (a runtime that went away).
   void SetHealthy(bool healthy);
+  // For tests: the container's process vanishes without an exit status (as when containerd's
+  // state is lost): it shows as kUnknown.
+  void LoseTask(const std::string& id);
   // For tests: how many pulls have been made of image.
   int PullCount(const std::string& image);
 
