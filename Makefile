@@ -26,6 +26,7 @@ bench: deps
 	@bazel-bin/bench/storage_bench --seconds=3
 	@bazel-bin/bench/workqueue_bench
 	@bazel-bin/bench/apiserver_bench
+	@bazel-bin/bench/etcd_bench
 	@bazel-bin/bench/controller_bench --replicas=10000
 	@bazel-bin/bench/scheduler_bench --nodes=5000 --pods=10000
 	@bazel-bin/bench/node_bench --nodes=100 --replicas=10000
