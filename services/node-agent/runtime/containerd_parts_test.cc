@@ -1,9 +1,17 @@
 // The containerd runtime's pure parts: image references, the OCI spec, manifests, chain ids and
 // the tar reader. No containerd needed.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
+#include "services/node-agent/runtime/containerd_runtime.h"
 #include "services/node-agent/runtime/image_content.h"
 #include "services/node-agent/runtime/image_reference.h"
 #include "services/node-agent/runtime/oci_spec.h"
@@ -169,6 +177,34 @@ TEST(ImageContentTest, MakeImageWritesAValidLayout) {
   EXPECT_EQ(config.cmd, std::vector<std::string>{"sh"});
   ASSERT_EQ(manifest.layers.size(), 1u);
   EXPECT_EQ(Sha256Digest(blob(manifest.layers[0].digest)), manifest.layers[0].digest);
+}
+
+// A shim blocked opening a dead agent's exec FIFO for writing is let go, and the FIFO removed;
+// a recent one (an exec in flight) is left alone.
+TEST(ExecFifoTest, LeftoverFifosAreReleased) {
+  namespace fs = std::filesystem;
+  auto make = [](const std::string& suffix) {
+    fs::path dir = fs::temp_directory_path() / ("capstan-exec-test" + suffix);
+    fs::create_directories(dir);
+    EXPECT_EQ(mkfifo((dir / "output").c_str(), 0600), 0);
+    return dir;
+  };
+  fs::path old_dir = make(std::to_string(getpid()) + "a");
+  fs::path new_dir = make(std::to_string(getpid()) + "b");
+  fs::last_write_time(old_dir, fs::file_time_type::clock::now() - std::chrono::minutes(10));
+  // The "shim": open for writing blocks until a reader opens the FIFO.
+  std::future<int> writer = std::async(std::launch::async, [&] {
+    int fd = open((old_dir / "output").c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd;
+  });
+  ASSERT_EQ(writer.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  ReleaseLeftoverExecFifos(absl::Minutes(2));
+  ASSERT_EQ(writer.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_GE(writer.get(), 0);
+  EXPECT_FALSE(fs::exists(old_dir));
+  EXPECT_TRUE(fs::exists(new_dir / "output"));
+  fs::remove_all(new_dir);
 }
 
 }  // namespace

@@ -330,6 +330,23 @@ class ContainerdRuntime::Lease {
 
 // --- set-up ----------------------------------------------------------------------------------------
 
+void ReleaseLeftoverExecFifos(absl::Duration older_than) {
+  std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!absl::StartsWith(name, "capstan-exec-")) continue;
+    const std::filesystem::path fifo = entry.path() / "output";
+    std::error_code stat_error;
+    const auto modified = std::filesystem::last_write_time(entry.path(), stat_error);
+    if (stat_error || now - modified < absl::ToChronoSeconds(older_than)) continue;
+    int fd = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    unlink(fifo.c_str());
+    rmdir(entry.path().c_str());
+  }
+}
+
 ContainerdRuntime::ContainerdRuntime(const std::string& socket, std::string ns,
                                      std::string snapshotter)
     : ns_(std::move(ns)), snapshotter_(std::move(snapshotter)) {
@@ -338,6 +355,7 @@ ContainerdRuntime::ContainerdRuntime(const std::string& socket, std::string ns,
   args.SetMaxReceiveMessageSize(16 << 20);
   channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   stubs_ = std::make_unique<ContainerdStubs>(channel_);
+  ReleaseLeftoverExecFifos();
 }
 
 ContainerdRuntime::~ContainerdRuntime() {

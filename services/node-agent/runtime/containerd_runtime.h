@@ -40,6 +40,13 @@ struct Descriptor;
 struct ImageConfig;
 class ContainerdStubs;  // the gRPC stubs, kept out of this header
 
+// An agent killed during an exec leaves the exec's output FIFO without a reader, and containerd's
+// shim blocks opening it for writing (the task then stops answering for ~30 s). This opens such
+// FIFOs for reading, which lets the shim go on, and removes them. Only those older than
+// older_than (longer than any exec's timeout) are touched, so in-flight execs of other agents on
+// the machine are left alone. The constructor calls it.
+void ReleaseLeftoverExecFifos(absl::Duration older_than = absl::Minutes(2));
+
 class ContainerdRuntime : public Runtime {
  public:
   // socket: containerd's gRPC socket ("/run/containerd/containerd.sock" or "unix:///...").
