@@ -251,23 +251,7 @@ struct Context {
   Pod pod_template;
 };
 
-std::vector<int> ParseCounts(const std::vector<std::string>& values, const char* flag) {
-  std::vector<int> counts;
-  for (const std::string& v : values) {
-    int n = 0;
-    if (!absl::SimpleAtoi(v, &n) || n <= 0) {
-      std::fprintf(stderr, "apiserver_bench: bad --%s value '%s'\n", flag, v.c_str());
-      std::exit(2);
-    }
-    counts.push_back(n);
-  }
-  return counts;
-}
 
-int ChannelsFor(int clients) {
-  int per = std::max(1, absl::GetFlag(FLAGS_clients_per_channel));
-  return (clients + per - 1) / per;
-}
 
 void RunCreates(const Context& ctx) {
   const std::string ns = absl::StrCat("bench-", ctx.run_id, "-create");
@@ -277,7 +261,7 @@ void RunCreates(const Context& ctx) {
     return;
   }
   for (int clients : ParseCounts(absl::GetFlag(FLAGS_clients), "clients")) {
-    Connections connections(ctx.target, ChannelsFor(clients));
+    Connections connections(ctx.target, ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
     CpuMeter cpu(ctx.server_pid);
     LoadResult r =
         CreatePods(connections, clients, absl::GetFlag(FLAGS_clients_per_channel),
@@ -311,7 +295,7 @@ std::string PopulateReadNamespace(const Context& ctx) {
 void RunGets(const Context& ctx, const std::string& ns) {
   const int pods = absl::GetFlag(FLAGS_list_pods);
   for (int clients : ParseCounts(absl::GetFlag(FLAGS_get_clients), "get_clients")) {
-    Connections connections(ctx.target, ChannelsFor(clients));
+    Connections connections(ctx.target, ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
     CpuMeter cpu(ctx.server_pid);
     // Pods are read in a scattered order, not one hot key.
     ClosedLoop<apiv1::Resources, apiv1::GetRequest, apiv1::ObjectResponse> loop(

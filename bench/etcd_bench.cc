@@ -73,23 +73,7 @@ namespace apiv1 = capstan::api::v1;
 using capstan::core::v1::Pod;
 using EtcdChannels = Channels<etcdserverpb::KV>;
 
-std::vector<int> ParseCounts(const std::vector<std::string>& values, const char* flag) {
-  std::vector<int> counts;
-  for (const std::string& v : values) {
-    int n = 0;
-    if (!absl::SimpleAtoi(v, &n) || n <= 0) {
-      std::fprintf(stderr, "etcd_bench: bad --%s value '%s'\n", flag, v.c_str());
-      std::exit(2);
-    }
-    counts.push_back(n);
-  }
-  return counts;
-}
 
-int ChannelsFor(int clients) {
-  const int per = std::max(1, absl::GetFlag(FLAGS_clients_per_channel));
-  return (clients + per - 1) / per;
-}
 
 // The key kube-apiserver would store the pod under.
 std::string EtcdKey(const std::string& ns, const std::string& name) {
@@ -345,13 +329,13 @@ int Main() {
     pair.clients = clients;
     const std::string prefix = absl::StrCat("c", clients, "-");
     {
-      EtcdChannels channels(etcd.client_address(), ChannelsFor(clients));
+      EtcdChannels channels(etcd.client_address(), ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
       pair.etcd = Measured(etcd.pid(), "etcd", absl::StrCat("put, ", clients, " clients"), [&] {
         return PutKeys(channels, clients, max_ops, duration, pod, ns, prefix);
       });
     }
     {
-      Connections connections(apiserver.grpc_address(), ChannelsFor(clients));
+      Connections connections(apiserver.grpc_address(), ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
       pair.capstan =
           Measured(apiserver_pid, "capstan", absl::StrCat("create, ", clients, " clients"), [&] {
             return CreatePods(connections, clients, absl::GetFlag(FLAGS_clients_per_channel),
@@ -379,12 +363,12 @@ int Main() {
       pair.workload = "get / range (one key)";
       pair.clients = clients;
       {
-        EtcdChannels channels(etcd.client_address(), ChannelsFor(clients));
+        EtcdChannels channels(etcd.client_address(), ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
         pair.etcd = Measured(etcd.pid(), "etcd", absl::StrCat("range, ", clients, " clients"),
                              [&] { return RangeKeys(channels, clients, ns, read_keys); });
       }
       {
-        Connections connections(apiserver.grpc_address(), ChannelsFor(clients));
+        Connections connections(apiserver.grpc_address(), ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
         pair.capstan =
             Measured(apiserver_pid, "capstan", absl::StrCat("get, ", clients, " clients"),
                      [&] { return GetPods(connections, clients, ns, read_keys); });

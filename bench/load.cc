@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
@@ -168,6 +169,19 @@ void SetTimeout(grpc::ClientContext* context) {
 
 std::string Describe(const grpc::Status& status) {
   return absl::StrCat("code ", status.error_code(), ": ", status.error_message());
+}
+
+std::vector<int> ParseCounts(const std::vector<std::string>& values, const char* flag) {
+  std::vector<int> counts;
+  for (const std::string& v : values) {
+    int n = 0;
+    if (!absl::SimpleAtoi(v, &n) || n <= 0) {
+      std::fprintf(stderr, "bad --%s value '%s'\n", flag, v.c_str());
+      std::exit(2);
+    }
+    counts.push_back(n);
+  }
+  return counts;
 }
 
 }  // namespace capstan::bench

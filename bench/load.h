@@ -110,6 +110,14 @@ class Histogram {
 // Machine and CPU accounting
 
 // Reads a whole file ("" when it cannot).
+// The client counts of a flag like --clients=1,16,256; exits with a message on a bad value.
+std::vector<int> ParseCounts(const std::vector<std::string>& values, const char* flag);
+// How many channels `clients` closed-loop clients use, at most clients_per_channel on each.
+inline int ChannelsFor(int clients, int clients_per_channel) {
+  const int per = std::max(1, clients_per_channel);
+  return (clients + per - 1) / per;
+}
+
 std::string ReadFile(const std::string& path);
 // The CPU's "model name" from /proc/cpuinfo.
 std::string CpuModel();
