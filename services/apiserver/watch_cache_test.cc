@@ -72,8 +72,10 @@ TEST(WatchCacheTest, PagesStayConsistentWhileOthersWrite) {
   ASSERT_FALSE(page1->continue_token.empty());
 
   // Writes after the first page: a delete of an unread item and a new item.
-  cache.Apply("default/p5", true, MakePod("p5", ++rev), rev);
-  cache.Apply("default/p55", false, MakePod("p55", ++rev), rev);
+  ++rev;  // (not inside the call: the order arguments are evaluated in is unspecified)
+  cache.Apply("default/p5", true, MakePod("p5", rev), rev);
+  ++rev;
+  cache.Apply("default/p55", false, MakePod("p55", rev), rev);
 
   std::vector<std::string> rest;
   std::string token = page1->continue_token;
