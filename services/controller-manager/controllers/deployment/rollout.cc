@@ -15,6 +15,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "lib/api/labels.h"
+#include "lib/api/meta_time.h"
 
 namespace capstan::controllermanager::deployment {
 namespace {
@@ -57,16 +58,6 @@ bool HasProgressDeadline(const Deployment& d) {
 
 bool HasRevisionHistoryLimit(const Deployment& d) {
   return d.spec().has_revision_history_limit() && d.spec().revision_history_limit() != INT32_MAX;
-}
-
-capstan::meta::v1::Time ToTime(absl::Time t) {
-  capstan::meta::v1::Time out;
-  out.set_seconds(absl::ToUnixSeconds(t));  // Kubernetes' metav1.Time has second precision
-  return out;
-}
-
-absl::Time FromTime(const capstan::meta::v1::Time& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
 bool CreatedBefore(const ReplicaSet& a, const ReplicaSet& b) {
@@ -117,8 +108,8 @@ DeploymentCondition NewCondition(absl::string_view type, absl::string_view statu
   c.set_status(std::string(status));
   c.set_reason(std::string(reason));
   c.set_message(std::string(message));
-  *c.mutable_last_update_time() = ToTime(now);
-  *c.mutable_last_transition_time() = ToTime(now);
+  *c.mutable_last_update_time() = api::ToMetaTime(now);
+  *c.mutable_last_transition_time() = api::ToMetaTime(now);
   return c;
 }
 
@@ -157,7 +148,7 @@ bool DeploymentTimedOut(const Deployment& d, const DeploymentStatus& status, abs
   if (c == nullptr) return false;
   if (c->reason() == kNewReplicaSetAvailable) return false;
   if (c->reason() == kProgressDeadlineExceeded) return true;
-  return FromTime(c->last_update_time()) + absl::Seconds(d.spec().progress_deadline_seconds()) <
+  return api::FromMetaTime(c->last_update_time()) + absl::Seconds(d.spec().progress_deadline_seconds()) <
          now;
 }
 
@@ -748,7 +739,7 @@ void Planner::SyncRolloutStatus() {
   const DeploymentCondition* c = GetCondition(final_status_, kProgressing);
   if (HasProgressDeadline(d_) && c != nullptr && c->status() == "True" &&
       c->reason() != kNewReplicaSetAvailable && !DeploymentComplete(d_, final_status_)) {
-    absl::Duration after = FromTime(c->last_update_time()) +
+    absl::Duration after = api::FromMetaTime(c->last_update_time()) +
                            absl::Seconds(d_.spec().progress_deadline_seconds()) - now_;
     plan_.requeue_after = std::max(after, absl::ZeroDuration()) + absl::Seconds(1);
   }
