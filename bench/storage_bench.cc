@@ -24,6 +24,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/report.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "lib/storage/rocksdb_store.h"
@@ -189,6 +190,10 @@ int Main() {
                   r.latencies_us.empty() ? 0 : r.latencies_us.back(), per_batch,
                   static_cast<unsigned long long>(r.stats.max_batch_size));
       std::fflush(stdout);
+      capstan::bench::Report({.table = "Storage (RocksDB store alone)",
+                              .workload = absl::StrCat("Durable ", update ? "updates" : "creates",
+                                                       ", ", threads, " writers"),
+                              .figure = {r.commits / r.seconds, "/s"}});
       std::error_code ignored;
       std::filesystem::remove_all(path, ignored);
     }

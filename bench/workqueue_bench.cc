@@ -23,6 +23,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/report.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -112,6 +113,11 @@ int Main() {
                     static_cast<long long>(r.processed), r.processed / r.total_seconds,
                     100.0 * (adds - r.processed) / adds);
         std::fflush(stdout);
+        capstan::bench::Report(
+            {.table = "Work queue",
+             .workload = absl::StrCat(workers, " workers, ", n, " keys, metrics ",
+                                      with_metrics ? "on" : "off", ": processed"),
+             .figure = {r.processed / r.total_seconds, "/s"}});
       }
     }
   }
