@@ -535,6 +535,7 @@ absl::Status RocksDbStoreImpl::Stage(Write& w, int64_t revision,
     e.created = actual == 0;
     e.value = std::move(*w.value);
     e.prev_value = std::move(prev_value);
+    e.attachment = std::move(w.attachment);
     const rocksdb::Slice key_part(e.key);
     const rocksdb::Slice value_parts[2] = {rocksdb::Slice(rev, 8), rocksdb::Slice(e.value)};
     s = wb.Put(objects_, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));

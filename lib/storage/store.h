@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,10 @@ struct Write {
   // The key's current mod revision must equal this. kMustNotExist (0): the key must not exist.
   // kAnyRevision (-1): unconditional. A delete may not use kMustNotExist.
   int64_t expected_mod_revision = kAnyRevision;
+  // Opaque to the store: handed to the observer with this write's Event (see SetObserver), so
+  // that a caller which already holds the value in another form (the apiserver's decoded
+  // object) does not have to rebuild it from the bytes. Dropped if the write fails.
+  std::shared_ptr<void> attachment;
 };
 
 struct KeyValue {
@@ -56,6 +61,9 @@ struct Event {
   std::string value;       // The new value; for kDelete the value the key had.
   std::string prev_value;  // The value before this write ("" when the key was created).
   bool created = false;    // kPut of a key that did not exist.
+  // Write::attachment of the write that produced this event; null for events read back from
+  // the log (ReadLog) and for deletes.
+  std::shared_ptr<void> attachment;
 };
 
 // Conflict errors returned by Store::Commit carry the key's actual mod revision (0 when the key

@@ -254,10 +254,18 @@ void ResourceStore::OnCommit(const storage::Event& event) {
   if (it != resources_.end()) {
     // A stored object that does not decode would be a bug in this server; skipping it keeps the
     // other resources serving.
-    auto object = Decode(*it->second.info, event.value, event.revision);
-    if (object.ok()) {
-      it->second.cache->Apply(event.key.substr(slash + 1), event.type == storage::EventType::kDelete,
-                              std::make_shared<CachedObject>(std::move(*object), event.revision),
+    const bool deleted = event.type == storage::EventType::kDelete;
+    std::shared_ptr<CachedObject> cached;
+    if (event.attachment != nullptr && !deleted) {
+      // Write() attached the object it stored: stamp its revision instead of decoding it again.
+      auto object = std::static_pointer_cast<Message>(event.attachment);
+      api::MutableMeta(object.get())->set_resource_version(absl::StrCat(event.revision));
+      cached = std::make_shared<CachedObject>(std::move(object), event.revision, event.value);
+    } else if (auto object = Decode(*it->second.info, event.value, event.revision); object.ok()) {
+      cached = std::make_shared<CachedObject>(std::move(*object), event.revision);
+    }
+    if (cached != nullptr) {
+      it->second.cache->Apply(event.key.substr(slash + 1), deleted, std::move(cached),
                               event.revision);
     }
   }
@@ -294,9 +302,10 @@ absl::Status ResourceStore::ValidateObject(const api::ResourceInfo& info, const 
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
-                                               const std::string& key, Message* object,
+                                               const std::string& key,
+                                               const std::shared_ptr<Message>& object,
                                                int64_t expected_revision, bool dry_run) {
-  ObjectMeta* meta = api::MutableMeta(object);
+  ObjectMeta* meta = api::MutableMeta(object.get());
   meta->clear_resource_version();
   std::string bytes = Serialize(*object);
   if (bytes.size() > options_.max_object_bytes) {
@@ -312,8 +321,10 @@ absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
     copy->CopyFrom(*object);
     return std::make_shared<const CachedObject>(std::move(copy), revision);
   }
-  absl::StatusOr<int64_t> revision =
-      store_->Commit({StorageKey(info, meta->namespace_(), meta->name()), bytes, expected_revision});
+  // The object goes to the commit observer with the write (see OnCommit), which puts it in the
+  // cache: once the write succeeds it is shared and must not change.
+  absl::StatusOr<int64_t> revision = store_->Commit(
+      {StorageKey(info, meta->namespace_(), meta->name()), bytes, expected_revision, object});
   if (!revision.ok()) {
     switch (revision.status().code()) {
       case absl::StatusCode::kAlreadyExists: return api::AlreadyExists(Ref(info, meta->name()));
@@ -329,10 +340,8 @@ absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
   // write already replaced it.
   ObjectPtr cached = cache(info).Get(key);
   if (cached != nullptr && cached->mod_revision() == *revision) return cached;
-  meta->set_resource_version(absl::StrCat(*revision));
-  std::unique_ptr<Message> copy(object->New());
-  copy->CopyFrom(*object);
-  return std::make_shared<const CachedObject>(std::move(copy), *revision);
+  // A later write replaced it in the cache already. The observer stamped the object's revision.
+  return std::make_shared<const CachedObject>(object, *revision, bytes);
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
@@ -376,10 +385,10 @@ absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
     absl::Status s = CheckNamespace(meta->namespace_());
     if (!s.ok()) return s;
   }
+  const std::shared_ptr<Message> stored(std::move(object));
   for (int attempt = 0;; ++attempt) {
     std::string key = CacheKey(meta->namespace_(), meta->name());
-    absl::StatusOr<ObjectPtr> written =
-        Write(info, key, object.get(), storage::kMustNotExist, dry_run);
+    absl::StatusOr<ObjectPtr> written = Write(info, key, stored, storage::kMustNotExist, dry_run);
     if (written.ok() || !generated || attempt >= kGenerateNameRetries ||
         written.status().code() != absl::StatusCode::kAlreadyExists) {
       return written;
@@ -655,7 +664,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
       if (Serialize(old) == Serialize(*next)) {
         return current;  // a no-op update writes nothing and keeps the resourceVersion
       }
-      written = Write(info, key, next.get(), current->mod_revision(), dry_run);
+      written = Write(info, key, std::move(next), current->mod_revision(), dry_run);
     }
     if (written.ok() || written.status().code() != absl::StatusCode::kAborted || conditional ||
         attempt >= kUpdateRetries) {
@@ -853,7 +862,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
         meta->set_deletion_grace_period_seconds(grace);
       }
       if (ns_object != nullptr) ns_object->mutable_status()->set_phase("Terminating");
-      result = Write(info, key, next.get(), current->mod_revision(), options.dry_run);
+      result = Write(info, key, std::move(next), current->mod_revision(), options.dry_run);
       if (result.ok() || result.status().code() != absl::StatusCode::kAborted) return result;
     }
     if (attempt >= kUpdateRetries) return result;

@@ -46,11 +46,39 @@ std::optional<WatchEventType> FilteredType(const Selection& s, const CacheEvent&
   return std::nullopt;
 }
 
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A protobuf field of wire type 2 (length-delimited): tag, length, bytes.
+void AppendLengthDelimited(int field_number, const std::string& bytes, std::string* out) {
+  AppendVarint((static_cast<uint64_t>(field_number) << 3) | 2, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes);
+}
+
 }  // namespace
 
 CachedObject::CachedObject(std::unique_ptr<google::protobuf::Message> object, int64_t mod_revision)
     : object_(std::move(object)), mod_revision_(mod_revision) {
   object_->SerializeToString(&proto_);
+}
+
+CachedObject::CachedObject(std::shared_ptr<google::protobuf::Message> object,
+                           int64_t mod_revision, const std::string& stored)
+    : object_(std::move(object)), mod_revision_(mod_revision) {
+  const google::protobuf::FieldDescriptor* metadata =
+      object_->GetDescriptor()->FindFieldByName("metadata");
+  const std::string& version = api::Meta(*object_).resource_version();
+  std::string meta;  // ObjectMeta{resourceVersion: version}
+  AppendLengthDelimited(capstan::meta::v1::ObjectMeta::kResourceVersionFieldNumber, version, &meta);
+  proto_.reserve(stored.size() + meta.size() + 4);
+  proto_ = stored;
+  AppendLengthDelimited(metadata->number(), meta, &proto_);
 }
 
 const std::string& CachedObject::json() const {

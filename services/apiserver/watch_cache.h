@@ -38,6 +38,13 @@ class CachedObject {
  public:
   // object must carry metadata.resourceVersion == mod_revision.
   CachedObject(std::unique_ptr<google::protobuf::Message> object, int64_t mod_revision);
+  // A just-committed object, without serializing it again: `stored` is its encoding as the store
+  // keeps it (without metadata.resourceVersion) and object carries resourceVersion ==
+  // mod_revision. The encoding sent to clients is `stored` followed by an encoded `metadata`
+  // holding only the resourceVersion: protobuf parsers merge an embedded message that appears
+  // twice, so this decodes to the object exactly.
+  CachedObject(std::shared_ptr<google::protobuf::Message> object, int64_t mod_revision,
+               const std::string& stored);
 
   const google::protobuf::Message& object() const { return *object_; }
   int64_t mod_revision() const { return mod_revision_; }
@@ -45,7 +52,7 @@ class CachedObject {
   const std::string& json() const;                     // JSON encoding, made on first use
 
  private:
-  std::unique_ptr<google::protobuf::Message> object_;
+  std::shared_ptr<google::protobuf::Message> object_;
   int64_t mod_revision_;
   std::string proto_;
   mutable std::once_flag json_once_;
