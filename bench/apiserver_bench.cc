@@ -17,7 +17,9 @@
 //
 // It prints the machine, the settings and a Markdown table with the goal next to each figure,
 // and the apiserver's CPU (user+sys from /proc/PID/stat) during each run, so one can tell
-// whether the server or the client saturates. It never fails on timing.
+// whether the server or the client saturates; the headline figures with issue 2's goals also go
+// out as BENCH lines (bench/report.h) for docs/benchmarks.md's "API server" table. It never
+// fails on timing.
 //
 //   bazel run -c opt //bench:apiserver_bench
 //   bazel run -c opt //bench:apiserver_bench -- --clients=256 --skip=watch,burst
@@ -61,11 +63,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/core_v1.pb.h"
 #include "proto/meta.pb.h"
@@ -73,6 +72,7 @@
 #include "proto/resource.pb.h"
 #include "bench/load.h"
 #include "bench/pods.h"
+#include "bench/report.h"
 #include "test/harness/apiserver_process.h"
 
 ABSL_FLAG(std::vector<std::string>, clients, std::vector<std::string>({"1", "16", "256"}),
@@ -112,39 +112,7 @@ namespace {
 
 namespace apiv1 = capstan::api::v1;
 using capstan::core::v1::Pod;
-using capstan::meta::v1::ObjectMeta;
 using Stub = apiv1::Resources::Stub;
-
-// The steady watch writer's write number, to match each delivery with the write's ack time.
-constexpr char kWriteAnnotation[] = "bench/write";
-
-// ---------------------------------------------------------------------------------------------
-// Objects (the pod template and the create/get loops are in bench/pods.h)
-
-// Reads only metadata (field 3 of every kind) from an encoded object: decoding the whole pod for
-// each of 1,000 watchers would make the benchmark, not the server, the bottleneck.
-bool DecodeMeta(const std::string& bytes, ObjectMeta* meta) {
-  using google::protobuf::internal::WireFormatLite;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            static_cast<int>(bytes.size()));
-  while (uint32_t tag = in.ReadTag()) {
-    if (tag == WireFormatLite::MakeTag(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
-      uint32_t length = 0;
-      if (!in.ReadVarint32(&length)) return false;
-      auto limit = in.PushLimit(static_cast<int>(length));
-      bool ok = meta->ParseFromCodedStream(&in);
-      in.PopLimit(limit);
-      return ok;
-    }
-    if (!WireFormatLite::SkipField(&in, tag)) return false;
-  }
-  return false;
-}
-
-void InvokeList(Stub* stub, grpc::ClientContext* context, const apiv1::ListRequest* request,
-                apiv1::ListResponse* response, std::function<void(grpc::Status)> done) {
-  stub->async()->List(context, request, response, std::move(done));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Report
@@ -241,6 +209,17 @@ void PrintTable() {
   }
 }
 
+// A headline figure for docs/benchmarks.md's "API server" table, with issue 2's goal.
+void ReportGoal(const std::string& workload, Figure figure, const std::string& goal, bool met) {
+  ReportRow row;
+  row.table = "API server";
+  row.workload = workload;
+  row.figure = std::move(figure);
+  row.goal = goal;
+  row.met = met;
+  Report(row);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workloads
 
@@ -269,6 +248,11 @@ void RunCreates(const Context& ctx) {
                    ns, absl::StrCat("c", clients, "-"));
     AddRow(RowFrom("create (durable)", absl::StrCat(clients), r,
                    clients == 256 ? ">= 20,000/s (etcd, 2 vCPU: ~4,000/s)" : "—", cpu, true));
+    if (clients == 256) {
+      const double rate = r.seconds > 0 ? r.ok / r.seconds : 0;
+      ReportGoal("Durable creates of ~1 KiB pods, 256 clients", {rate, "/s"}, ">= 20,000/s",
+                 rate >= 20000);
+    }
   }
 }
 
@@ -297,17 +281,14 @@ void RunGets(const Context& ctx, const std::string& ns) {
   for (int clients : ParseCounts(absl::GetFlag(FLAGS_get_clients), "get_clients")) {
     Connections connections(ctx.target, ChannelsFor(clients, absl::GetFlag(FLAGS_clients_per_channel)));
     CpuMeter cpu(ctx.server_pid);
-    // Pods are read in a scattered order, not one hot key.
-    ClosedLoop<apiv1::Resources, apiv1::GetRequest, apiv1::ObjectResponse> loop(
-        connections, clients, absl::GetFlag(FLAGS_clients_per_channel),
-        absl::GetFlag(FLAGS_max_ops), absl::GetFlag(FLAGS_duration),
-        [&](int64_t seq, apiv1::GetRequest* request) {
-          *request->mutable_resource() = PodsIn(ns);
-          request->set_encoding(apiv1::PROTOBUF);
-          request->set_name(absl::StrFormat("p-%06d", (seq * 7919) % pods));
-        },
-        InvokeGet);
-    AddRow(RowFrom("get", absl::StrCat(clients), loop.Run(), "p99 <= 1 ms", cpu, true));
+    LoadResult r = GetPods(connections, clients, absl::GetFlag(FLAGS_clients_per_channel),
+                           absl::GetFlag(FLAGS_max_ops), absl::GetFlag(FLAGS_duration), ns, pods);
+    AddRow(RowFrom("get", absl::StrCat(clients), r, "p99 <= 1 ms", cpu, true));
+    if (clients == 1 || clients == 16) {
+      const double p99 = r.latency.PercentileMs(0.99);
+      ReportGoal(absl::StrCat("GET p99 latency, ", clients, clients == 1 ? " client" : " clients"),
+                 {p99, " ms"}, "<= 1 ms", r.ok > 0 && p99 <= 1);
+    }
   }
 }
 
@@ -325,181 +306,28 @@ void RunLists(const Context& ctx, const std::string& ns) {
   };
   const int pods = absl::GetFlag(FLAGS_list_pods);
   for (const Variant& v : variants) {
-    std::atomic<int64_t> items{0}, bytes{0};
+    ResponseSize size;
     CpuMeter cpu(ctx.server_pid);
-    ClosedLoop<apiv1::Resources, apiv1::ListRequest, apiv1::ListResponse> loop(
-        connections, 1, 1, absl::GetFlag(FLAGS_lists), absl::Minutes(2),
-        [&](int64_t, apiv1::ListRequest* request) {
-          *request->mutable_resource() = PodsIn(ns);
-          request->set_encoding(apiv1::PROTOBUF);
-          request->set_label_selector(v.selector);
-          request->set_resource_version(v.resource_version);
-        },
-        [&](Stub* stub, grpc::ClientContext* context, const apiv1::ListRequest* request,
-            apiv1::ListResponse* response, std::function<void(grpc::Status)> done) {
-          InvokeList(stub, context, request, response,
-                     [&, response, done = std::move(done)](grpc::Status status) {
-                       items = response->items_size();
-                       bytes = static_cast<int64_t>(response->ByteSizeLong());
-                       done(std::move(status));
-                     });
-        });
-    LoadResult r = loop.Run();
+    LoadResult r = ListPods(connections, 1, 1, absl::GetFlag(FLAGS_lists), absl::Minutes(2), ns,
+                            v.selector, v.resource_version, &size);
     AddRow(RowFrom(absl::StrCat(v.name, " of ", pods, " pods"), "1", r, "p99 <= 20 ms", cpu,
                    true));
-    Note(absl::StrFormat("%s: %d items, %.2f MB per response", v.name, items.load(),
-                         bytes.load() / 1e6));
+    Note(absl::StrFormat("%s: %d items, %.2f MB per response", v.name, size.items.load(),
+                         size.bytes.load() / 1e6));
+    if (&v == &variants[0]) {  // all pods, most recent state: what issue 2's goal is for
+      const double p99 = r.latency.PercentileMs(0.99);
+      ReportGoal(absl::StrFormat("LIST of %s pods p99 latency, 1 client",
+                                 FormatFigure({static_cast<double>(pods), ""})),
+                 {p99, " ms"}, "<= 20 ms", r.ok > 0 && p99 <= 20);
+    }
   }
 }
 
 // -- Watch fan-out
 
-// Events are told apart by the pod name's prefix, so a late event is counted in its own phase.
-enum Phase { kWarmup = 0, kSteady = 1, kBurst = 2, kPhases = 3 };
-
-Phase PhaseOf(const std::string& name) {
-  if (absl::StartsWith(name, "s-")) return kSteady;
-  if (absl::StartsWith(name, "b-")) return kBurst;
-  return kWarmup;
-}
-
-struct PhaseStats {
-  Histogram latency;
-  int64_t events = 0;
-  int64_t last_ns = 0;  // receive time of the last event
-  void Merge(const PhaseStats& other) {
-    latency.Merge(other.latency);
-    events += other.events;
-    last_ns = std::max(last_ns, other.last_ns);
-  }
-};
-
-// Tracks finished watch streams, so the benchmark can wait for all of them before exiting.
-class WatchGroup {
- public:
-  void Finished() {
-    absl::MutexLock lock(&mu_);
-    ++finished_;
-  }
-  int finished() {
-    absl::MutexLock lock(&mu_);
-    return finished_;
-  }
-  // True when `total` streams finished within the timeout.
-  bool WaitAll(int total, absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    total_ = total;
-    return mu_.AwaitWithTimeout(absl::Condition(this, &WatchGroup::AllFinished), timeout);
-  }
-
- private:
-  bool AllFinished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_ >= total_; }
-
-  absl::Mutex mu_;
-  int finished_ ABSL_GUARDED_BY(mu_) = 0;
-  int total_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-// One watch stream, read with the callback API: gRPC's threads run OnReadDone, so 1,000 watchers
-// need no thread each.
-class WatchReader : public grpc::ClientReadReactor<apiv1::WatchResponse> {
- public:
-  WatchReader(Stub* stub, const std::string& ns, WatchGroup* group) : group_(group) {
-    request_.mutable_resource()->set_version("v1");
-    request_.mutable_resource()->set_resource("pods");
-    request_.mutable_resource()->set_namespace_(ns);
-    request_.set_encoding(apiv1::PROTOBUF);
-    stub->async()->Watch(&context_, &request_, this);
-    StartRead(&response_);
-    StartCall();
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended; OnDone follows
-    const int64_t now = NowNs();
-    {
-      absl::MutexLock lock(&mu_);
-      for (const apiv1::WatchEvent& event : response_.events()) {
-        if (event.type() != "ADDED" && event.type() != "MODIFIED") continue;
-        meta_.Clear();
-        if (!DecodeMeta(event.object(), &meta_)) continue;
-        PhaseStats& stats = phases_[PhaseOf(meta_.name())];
-        ++stats.events;
-        stats.last_ns = now;
-        auto sent = meta_.annotations().find(kSentAnnotation);
-        int64_t sent_ns = 0;
-        if (sent != meta_.annotations().end() && absl::SimpleAtoi(sent->second, &sent_ns)) {
-          stats.latency.Record(now - sent_ns);
-        }
-        auto write = meta_.annotations().find(kWriteAnnotation);
-        int64_t write_index = 0;
-        if (write != meta_.annotations().end() && absl::SimpleAtoi(write->second, &write_index)) {
-          deliveries_.push_back({write_index, now});
-        }
-      }
-    }
-    StartRead(&response_);
-  }
-
-  void OnDone(const grpc::Status& status) override {
-    {
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-      done_ = true;
-    }
-    group_->Finished();
-  }
-
-  void Cancel() { context_.TryCancel(); }
-
-  PhaseStats Stats(Phase phase) {
-    absl::MutexLock lock(&mu_);
-    return phases_[phase];
-  }
-  // (write number, receive time) of each steady-phase event.
-  std::vector<std::pair<int64_t, int64_t>> Deliveries() {
-    absl::MutexLock lock(&mu_);
-    return deliveries_;
-  }
-  int64_t Events(Phase phase) {
-    absl::MutexLock lock(&mu_);
-    return phases_[phase].events;
-  }
-  // The stream ended before the benchmark cancelled it (e.g. cut off as too slow).
-  std::optional<grpc::Status> EndedWith() {
-    absl::MutexLock lock(&mu_);
-    if (!done_) return std::nullopt;
-    return status_;
-  }
-
- private:
-  WatchGroup* const group_;
-  grpc::ClientContext context_;
-  apiv1::WatchRequest request_;
-  apiv1::WatchResponse response_;
-  absl::Mutex mu_;
-  ObjectMeta meta_ ABSL_GUARDED_BY(mu_);  // reused: avoids an allocation per event
-  PhaseStats phases_[kPhases] ABSL_GUARDED_BY(mu_);
-  std::vector<std::pair<int64_t, int64_t>> deliveries_ ABSL_GUARDED_BY(mu_);
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
-};
-
 class WatchFanout {
  public:
   WatchFanout(const Context& ctx) : ctx_(ctx), ns_(absl::StrCat("bench-", ctx.run_id, "-watch")) {}
-
-  ~WatchFanout() {
-    for (auto& reader : readers_) reader->Cancel();
-    if (group_->WaitAll(static_cast<int>(readers_.size()), absl::Seconds(20))) {
-      readers_.clear();
-    } else {
-      // A reactor (and the group it reports to) must outlive its stream: leak them rather than
-      // free what gRPC may still call.
-      for (auto& reader : readers_) reader.release();
-      group_.release();
-    }
-  }
 
   // Opens the watches and waits until every one sees events.
   bool Start() {
@@ -514,24 +342,23 @@ class WatchFanout {
         std::make_unique<Connections>(ctx_.target, std::max(1, absl::GetFlag(FLAGS_watch_channels)));
     const Clock::time_point start = Clock::now();
     for (int i = 0; i < watchers; ++i) {
-      readers_.push_back(std::make_unique<WatchReader>(watch_connections_->stub(i), ns_, group_.get()));
+      watchers_.Add(
+          std::make_unique<PodWatchReader>(watch_connections_->stub(i), ns_, watchers_.group()));
     }
-    // A watch is registered on the server some time after the call starts; warm-up pods are
-    // written until every watcher has seen one (as an event, or as initial state), 30 s at most.
-    int ready = 0;
-    for (int i = 0; i < 300 && ready < watchers; ++i) {
-      apiv1::ObjectResponse created;
-      grpc::Status status = Write(writer, absl::StrFormat("w-%06d", i), &created);
-      if (!status.ok() && i == 0) Note(absl::StrCat("watch warm-up write: ", Describe(status)));
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      ready = 0;
-      for (auto& reader : readers_) ready += reader->Events(kWarmup) > 0 ? 1 : 0;
-    }
+    // Every watcher has seen a warm-up pod (as an event, or as initial state), 30 s at most.
+    std::string warmup_error;
+    const int ready = watchers_.WarmUp(
+        [&](int i) {
+          apiv1::ObjectResponse created;
+          return Write(writer, absl::StrFormat("w-%06d", i), &created);
+        },
+        absl::Seconds(30), &warmup_error);
+    if (!warmup_error.empty()) Note(absl::StrCat("watch warm-up write: ", warmup_error));
     std::fprintf(stderr, "watch: %d of %d watchers ready after %.1f s\n", ready, watchers,
                  SecondsSince(start));
     if (ready < watchers) {
       Note(absl::StrCat("watch: only ", ready, " of ", watchers, " watchers saw events after ",
-                        "30 s of warm-up; ", group_->finished(), " streams had ended"));
+                        "30 s of warm-up; ", watchers_.group()->finished(), " streams had ended"));
     }
     return ready > 0;
   }
@@ -578,12 +405,12 @@ class WatchFanout {
       }
     }
     const double write_seconds = SecondsSince(start);
-    const PhaseStats stats = Drain(kSteady, ok);
+    const PhaseStats stats = watchers_.Drain(kSteady, ok, absl::Seconds(10));
     const double seconds = SecondsSince(start);
     Row row;
     row.workload = absl::StrFormat("watch delivery, %.0f writes/s (%d creates, then updates)",
                                    rate, pool);
-    row.clients = absl::StrCat(readers_.size(), " watchers");
+    row.clients = absl::StrCat(watchers_.size(), " watchers");
     row.ops = stats.events;
     row.errors = failed;
     row.seconds = seconds;
@@ -596,12 +423,15 @@ class WatchFanout {
     row.client_cpu = cpu.ClientSeconds();
     NoteThreads(row.workload, row.seconds, cpu);
     AddRow(row);
+    ReportGoal(absl::StrFormat("Watch delivery p99 latency, %s watchers, %.0f writes/s",
+                               FormatFigure({static_cast<double>(watchers_.size()), ""}), rate),
+               {row.p99, " ms"}, "<= 5 ms", stats.events > 0 && row.p99 <= 5);
     Note(absl::StrFormat(
         "watch steady: %d writes ok (%.0f/s achieved), writer's own create/update latency "
         "(send to ack, includes the fsync) p50 %s ms, p99 %s ms; delivered %d of %d expected "
         "events; latency is from the writer's send, so it includes the commit",
         ok, ok / write_seconds, Ms(write_latency.PercentileMs(0.5)),
-        Ms(write_latency.PercentileMs(0.99)), stats.events, ok * LiveWatchers()));
+        Ms(write_latency.PercentileMs(0.99)), stats.events, ok * watchers_.Live()));
     ReportAfterAck(ack_ns);
     if (failed > 0) Note(absl::StrCat("watch steady: first write error: ", first_error));
     ReportEndedStreams("after steady");
@@ -616,12 +446,12 @@ class WatchFanout {
     LoadResult writes = CreatePods(*writer_connection_, writers, writers, max_writes,
                                    absl::GetFlag(FLAGS_burst_duration), ctx_.pod_template, ns_,
                                    "b-");
-    const PhaseStats stats = Drain(kBurst, writes.ok);
+    const PhaseStats stats = watchers_.Drain(kBurst, writes.ok, absl::Seconds(10));
     const double seconds = (stats.last_ns - first_send_ns) / 1e9;
     Row row;
     row.workload = absl::StrFormat("watch delivery, burst (%d writer%s as fast as possible)",
                                    writers, writers == 1 ? "" : "s");
-    row.clients = absl::StrCat(readers_.size(), " watchers");
+    row.clients = absl::StrCat(watchers_.size(), " watchers");
     row.ops = stats.events;
     row.errors = writes.failed;
     row.seconds = seconds;
@@ -638,7 +468,7 @@ class WatchFanout {
         "watch burst: %d creates in %.2f s (%.0f/s, create p50 %s ms, p99 %s ms); delivered "
         "%d of %d expected events; seconds = first send to last delivery",
         writes.ok, writes.seconds, writes.ok / writes.seconds, Ms(writes.latency.PercentileMs(0.5)),
-        Ms(writes.latency.PercentileMs(0.99)), stats.events, writes.ok * LiveWatchers()));
+        Ms(writes.latency.PercentileMs(0.99)), stats.events, writes.ok * watchers_.Live()));
     if (writes.failed > 0) Note(absl::StrCat("watch burst: first write error: ", writes.first_error));
     ReportEndedStreams("after burst");
   }
@@ -647,18 +477,12 @@ class WatchFanout {
   // write_index >= 0 is recorded in the pod, to match deliveries with the write's ack.
   grpc::Status Write(Stub* stub, const std::string& name, apiv1::ObjectResponse* response,
                      int64_t write_index = -1) {
-    apiv1::CreateRequest request;
-    *request.mutable_resource() = PodsIn(ns_);
-    request.set_encoding(apiv1::PROTOBUF);
     Pod pod = ctx_.pod_template;
     if (write_index >= 0) {
       (*pod.mutable_metadata()->mutable_annotations())[kWriteAnnotation] =
           absl::StrCat(write_index);
     }
-    request.set_object(EncodePod(pod, ns_, name, 0));
-    grpc::ClientContext context;
-    SetTimeout(&context);
-    return stub->Create(&context, request, response);
+    return CreatePod(stub, pod, ns_, name, response);
   }
 
   // Updates the pod (as the server last returned it, so its resourceVersion is current) with a
@@ -682,8 +506,8 @@ class WatchFanout {
   // a watcher had the event before the writer had its answer.
   void ReportAfterAck(const std::vector<int64_t>& ack_ns) {
     std::vector<int64_t> after_ack;
-    for (auto& reader : readers_) {
-      for (const auto& [write, received] : reader->Deliveries()) {
+    for (const auto& watcher : watchers_.watchers()) {
+      for (const auto& [write, received] : watcher->Deliveries()) {
         if (write >= 0 && write < static_cast<int64_t>(ack_ns.size()) && ack_ns[write] > 0) {
           after_ack.push_back(received - ack_ns[write]);
         }
@@ -703,47 +527,16 @@ class WatchFanout {
         at(0.5), at(0.99), at(0.999), 100.0 * before / after_ack.size()));
   }
 
-  int64_t LiveWatchers() {
-    int64_t live = 0;
-    for (auto& reader : readers_) live += reader->EndedWith() ? 0 : 1;
-    return live;
-  }
-
-  // Waits (10 s at most) until every live watcher has the phase's `writes` events, then sums.
-  PhaseStats Drain(Phase phase, int64_t writes) {
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
-    while (Clock::now() < deadline) {
-      int64_t events = 0;
-      for (auto& reader : readers_) events += reader->Events(phase);
-      if (events >= writes * LiveWatchers()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    PhaseStats total;
-    for (auto& reader : readers_) total.Merge(reader->Stats(phase));
-    return total;
-  }
-
   void ReportEndedStreams(const char* when) {
-    int ended = 0;
-    std::string example;
-    for (auto& reader : readers_) {
-      if (std::optional<grpc::Status> s = reader->EndedWith()) {
-        ++ended;
-        if (example.empty()) example = Describe(*s);
-      }
-    }
-    if (ended > 0) {
-      Note(absl::StrCat("watch ", when, ": ", ended, " of ", readers_.size(),
-                        " watch streams were ended by the server, e.g. ", example));
-    }
+    const std::string ended = watchers_.EndedStreams();
+    if (!ended.empty()) Note(absl::StrCat("watch ", when, ": ", ended));
   }
 
   const Context& ctx_;
   const std::string ns_;
   std::unique_ptr<Connections> writer_connection_;
   std::unique_ptr<Connections> watch_connections_;
-  std::unique_ptr<WatchGroup> group_ = std::make_unique<WatchGroup>();
-  std::vector<std::unique_ptr<WatchReader>> readers_;
+  WatcherSet watchers_;  // declared last: its streams end before their connections close
 };
 
 bool Skipped(const std::string& workload) {

@@ -109,7 +109,6 @@ class Histogram {
 // ---------------------------------------------------------------------------------------------
 // Machine and CPU accounting
 
-// Reads a whole file ("" when it cannot).
 // The client counts of a flag like --clients=1,16,256; exits with a message on a bad value.
 std::vector<int> ParseCounts(const std::vector<std::string>& values, const char* flag);
 // How many channels `clients` closed-loop clients use, at most clients_per_channel on each.
@@ -118,6 +117,7 @@ inline int ChannelsFor(int clients, int clients_per_channel) {
   return (clients + per - 1) / per;
 }
 
+// Reads a whole file ("" when it cannot).
 std::string ReadFile(const std::string& path);
 // The CPU's "model name" from /proc/cpuinfo.
 std::string CpuModel();
@@ -230,6 +230,12 @@ class Channels {
 // ---------------------------------------------------------------------------------------------
 // Closed-loop load
 
+// Items and bytes of the latest response of a list (or range) loop, written from gRPC's
+// callbacks: a list that returns fewer objects than were written is not the workload intended.
+struct ResponseSize {
+  std::atomic<int64_t> items{0};
+  std::atomic<int64_t> bytes{0};
+};
 
 struct LoadResult {
   int64_t ok = 0;

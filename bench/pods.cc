@@ -1,7 +1,13 @@
 #include "bench/pods.h"
 
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace capstan::bench {
 
@@ -128,6 +134,17 @@ absl::Status CreateNamespace(Stub* stub, const std::string& name) {
   return absl::InternalError(absl::StrCat("creating namespace ", name, ": ", Describe(status)));
 }
 
+grpc::Status CreatePod(Stub* stub, const Pod& tmpl, const std::string& ns,
+                       const std::string& name, apiv1::ObjectResponse* response) {
+  apiv1::CreateRequest request;
+  *request.mutable_resource() = PodsIn(ns);
+  request.set_encoding(apiv1::PROTOBUF);
+  request.set_object(EncodePod(tmpl, ns, name, 0));
+  grpc::ClientContext context;
+  SetTimeout(&context);
+  return stub->Create(&context, request, response);
+}
+
 void InvokeCreate(Stub* stub, grpc::ClientContext* context, const apiv1::CreateRequest* request,
                   apiv1::ObjectResponse* response, std::function<void(grpc::Status)> done) {
   stub->async()->Create(context, request, response, std::move(done));
@@ -135,6 +152,10 @@ void InvokeCreate(Stub* stub, grpc::ClientContext* context, const apiv1::CreateR
 void InvokeGet(Stub* stub, grpc::ClientContext* context, const apiv1::GetRequest* request,
                apiv1::ObjectResponse* response, std::function<void(grpc::Status)> done) {
   stub->async()->Get(context, request, response, std::move(done));
+}
+void InvokeList(Stub* stub, grpc::ClientContext* context, const apiv1::ListRequest* request,
+                apiv1::ListResponse* response, std::function<void(grpc::Status)> done) {
+  stub->async()->List(context, request, response, std::move(done));
 }
 
 // Creates pods named prefix + seq in ns, shard label seq % 10, as a closed loop.
@@ -151,6 +172,218 @@ LoadResult CreatePods(const Connections& connections, int clients, int clients_p
       },
       InvokeCreate);
   return loop.Run();
+}
+
+LoadResult GetPods(const Connections& connections, int clients, int clients_per_channel,
+                   int64_t count, absl::Duration max_time, const std::string& ns, int pods) {
+  ClosedLoop<apiv1::Resources, apiv1::GetRequest, apiv1::ObjectResponse> loop(
+      connections, clients, clients_per_channel, count, max_time,
+      [&](int64_t seq, apiv1::GetRequest* request) {
+        *request->mutable_resource() = PodsIn(ns);
+        request->set_encoding(apiv1::PROTOBUF);
+        request->set_name(absl::StrFormat("p-%06d", (seq * 7919) % pods));
+      },
+      InvokeGet);
+  return loop.Run();
+}
+
+LoadResult ListPods(const Connections& connections, int clients, int clients_per_channel,
+                    int64_t count, absl::Duration max_time, const std::string& ns,
+                    const std::string& label_selector, const std::string& resource_version,
+                    ResponseSize* size) {
+  ClosedLoop<apiv1::Resources, apiv1::ListRequest, apiv1::ListResponse> loop(
+      connections, clients, clients_per_channel, count, max_time,
+      [&](int64_t, apiv1::ListRequest* request) {
+        *request->mutable_resource() = PodsIn(ns);
+        request->set_encoding(apiv1::PROTOBUF);
+        request->set_label_selector(label_selector);
+        request->set_resource_version(resource_version);
+      },
+      [size](Stub* stub, grpc::ClientContext* context, const apiv1::ListRequest* request,
+             apiv1::ListResponse* response, std::function<void(grpc::Status)> done) {
+        InvokeList(stub, context, request, response,
+                   [size, response, done = std::move(done)](grpc::Status status) {
+                     if (status.ok()) {
+                       size->items = response->items_size();
+                       size->bytes = static_cast<int64_t>(response->ByteSizeLong());
+                     }
+                     done(std::move(status));
+                   });
+      });
+  return loop.Run();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch fan-out
+
+bool DecodeMeta(const std::string& bytes, ObjectMeta* meta) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    if (tag == WireFormatLite::MakeTag(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      uint32_t length = 0;
+      if (!in.ReadVarint32(&length)) return false;
+      auto limit = in.PushLimit(static_cast<int>(length));
+      bool ok = meta->ParseFromCodedStream(&in);
+      in.PopLimit(limit);
+      return ok;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) return false;
+  }
+  return false;
+}
+
+Phase PhaseOf(const std::string& name) {
+  if (absl::StartsWith(name, "s-")) return kSteady;
+  if (absl::StartsWith(name, "b-")) return kBurst;
+  return kWarmup;
+}
+
+void PhaseStats::Merge(const PhaseStats& other) {
+  latency.Merge(other.latency);
+  events += other.events;
+  last_ns = std::max(last_ns, other.last_ns);
+}
+
+void WatchGroup::Finished() {
+  absl::MutexLock lock(&mu_);
+  ++finished_;
+}
+
+int WatchGroup::finished() {
+  absl::MutexLock lock(&mu_);
+  return finished_;
+}
+
+bool WatchGroup::WaitAll(int total, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  total_ = total;
+  return mu_.AwaitWithTimeout(absl::Condition(this, &WatchGroup::AllFinished), timeout);
+}
+
+PhaseStats PodWatcher::Stats(Phase phase) {
+  absl::MutexLock lock(&mu_);
+  return phases_[phase];
+}
+
+int64_t PodWatcher::Events(Phase phase) {
+  absl::MutexLock lock(&mu_);
+  return phases_[phase].events;
+}
+
+std::vector<std::pair<int64_t, int64_t>> PodWatcher::Deliveries() {
+  absl::MutexLock lock(&mu_);
+  return deliveries_;
+}
+
+std::optional<grpc::Status> PodWatcher::EndedWith() {
+  absl::MutexLock lock(&mu_);
+  return ended_;
+}
+
+void PodWatcher::Record(const std::string& encoded_pod, int64_t now_ns) {
+  absl::MutexLock lock(&mu_);
+  meta_.Clear();
+  if (!DecodeMeta(encoded_pod, &meta_)) return;
+  PhaseStats& stats = phases_[PhaseOf(meta_.name())];
+  ++stats.events;
+  stats.last_ns = now_ns;
+  const auto& annotations = meta_.annotations();
+  int64_t sent_ns = 0;
+  auto sent = annotations.find(kSentAnnotation);
+  if (sent != annotations.end() && absl::SimpleAtoi(sent->second, &sent_ns)) {
+    stats.latency.Record(now_ns - sent_ns);
+  }
+  int64_t write_index = 0;
+  auto write = annotations.find(kWriteAnnotation);
+  if (write != annotations.end() && absl::SimpleAtoi(write->second, &write_index)) {
+    deliveries_.push_back({write_index, now_ns});
+  }
+}
+
+void PodWatcher::Ended(const grpc::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (!ended_) ended_ = status;
+}
+
+void PodWatcher::Finished(const grpc::Status& status) {
+  Ended(status);
+  group_->Finished();
+}
+
+PodWatchReader::PodWatchReader(Stub* stub, const std::string& ns, WatchGroup* group)
+    : PodWatcher(group) {
+  *request_.mutable_resource() = PodsIn(ns);
+  request_.set_encoding(apiv1::PROTOBUF);
+  stub->async()->Watch(&context_, &request_, this);
+  StartRead(&response_);
+  StartCall();
+}
+
+void PodWatchReader::OnReadDone(bool ok) {
+  if (!ok) return;  // the stream ended; OnDone follows
+  const int64_t now = NowNs();
+  for (const apiv1::WatchEvent& event : response_.events()) {
+    if (event.type() == "ADDED" || event.type() == "MODIFIED") Record(event.object(), now);
+  }
+  StartRead(&response_);
+}
+
+WatcherSet::~WatcherSet() {
+  for (auto& watcher : watchers_) watcher->Cancel();
+  if (group_->WaitAll(size(), absl::Seconds(20))) return;
+  // A reactor (and the group it reports to) must outlive its stream: leak them rather than
+  // free what gRPC may still call.
+  for (auto& watcher : watchers_) watcher.release();
+  group_.release();
+}
+
+int WatcherSet::WarmUp(const std::function<grpc::Status(int)>& write, absl::Duration timeout,
+                       std::string* first_error) {
+  const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
+  int ready = 0;
+  for (int i = 0; ready < size() && Clock::now() < deadline; ++i) {
+    grpc::Status status = write(i);
+    if (!status.ok() && first_error->empty()) *first_error = Describe(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ready = 0;
+    for (auto& watcher : watchers_) ready += watcher->Events(kWarmup) > 0 ? 1 : 0;
+  }
+  return ready;
+}
+
+int64_t WatcherSet::Live() {
+  int64_t live = 0;
+  for (auto& watcher : watchers_) live += watcher->EndedWith() ? 0 : 1;
+  return live;
+}
+
+PhaseStats WatcherSet::Drain(Phase phase, int64_t writes, absl::Duration timeout) {
+  const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
+  while (Clock::now() < deadline) {
+    int64_t events = 0;
+    for (auto& watcher : watchers_) events += watcher->Events(phase);
+    if (events >= writes * Live()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  PhaseStats total;
+  for (auto& watcher : watchers_) total.Merge(watcher->Stats(phase));
+  return total;
+}
+
+std::string WatcherSet::EndedStreams() {
+  int ended = 0;
+  std::string example;
+  for (auto& watcher : watchers_) {
+    if (std::optional<grpc::Status> s = watcher->EndedWith()) {
+      ++ended;
+      if (example.empty()) example = Describe(*s);
+    }
+  }
+  if (ended == 0) return "";
+  return absl::StrCat(ended, " of ", size(), " watch streams were ended by the server, e.g. ",
+                      example);
 }
 
 }  // namespace capstan::bench
