@@ -881,10 +881,11 @@ absl::StatusOr<std::shared_ptr<Watcher>> ResourceStore::Watch(const api::Resourc
   // Unset or "0": start with the current state as ADDED events (Kubernetes' legacy semantics).
   bool initial = options.send_initial_events || *after == 0;
   std::string prefix = info.QualifiedResource() + "/";
-  HistoryReader history = [&](int64_t from, const std::function<void(CacheEvent)>& fn) {
+  HistoryReader history = [&](int64_t from, const std::function<bool(CacheEvent)>& fn) {
     absl::Status decode_error;
+    bool more = true;
     absl::Status s = store_->ReadLog(from, [&](const storage::Event& e) {
-      if (e.key.compare(0, prefix.size(), prefix) != 0 || !decode_error.ok()) return;
+      if (!more || e.key.compare(0, prefix.size(), prefix) != 0 || !decode_error.ok()) return;
       auto object = Decode(info, e.value, e.revision);
       if (!object.ok()) {
         decode_error = object.status();
@@ -898,7 +899,7 @@ absl::StatusOr<std::shared_ptr<Watcher>> ResourceStore::Watch(const api::Resourc
         auto prev = Decode(info, e.prev_value, e.revision);
         if (prev.ok()) event.prev = std::make_shared<CachedObject>(std::move(*prev), e.revision);
       }
-      fn(std::move(event));
+      more = fn(std::move(event));
     });
     if (s.code() == absl::StatusCode::kOutOfRange) {
       return api::Expired(absl::StrCat("too old resource version: ", from, " (",

@@ -33,6 +33,15 @@ absl::Status TooOld(int64_t revision, int64_t oldest) {
   return api::Expired(absl::StrCat("too old resource version: ", revision, " (", oldest, ")"));
 }
 
+// A watch resumed from a revision with more events since than the watcher may queue could never
+// catch up: it would be cut off as too slow, resume from the same revision, and so on forever.
+// It is answered as Kubernetes' watch cache answers a revision it cannot serve, 410 Expired, so
+// the client relists instead.
+absl::Status BacklogTooLong(int64_t revision, size_t capacity) {
+  return api::Expired(absl::StrCat("too old resource version: ", revision, " (more than ",
+                                   capacity, " events since; list again)"));
+}
+
 // Kubernetes semantics for a watch with a selector: an object that starts matching is ADDED, one
 // that stops matching is DELETED.
 std::optional<WatchEventType> FilteredType(const Selection& s, const CacheEvent& e) {
@@ -394,7 +403,7 @@ absl::StatusOr<std::shared_ptr<Watcher>> WatchCache::Watch(Selection selection, 
       if (delivered >= window_start_) {
         for (const auto& [key, event] : events_) {
           if (event.revision > delivered && !watcher->Offer(event)) {
-            return absl::ResourceExhaustedError("watch backlog exceeds the watcher's capacity");
+            return BacklogTooLong(after, capacity);
           }
         }
         Register(watcher);
@@ -404,11 +413,13 @@ absl::StatusOr<std::shared_ptr<Watcher>> WatchCache::Watch(Selection selection, 
     }
     bool overflow = false;
     absl::Status s = history(delivered, [&](CacheEvent event) {
-      if (event.revision <= delivered || event.revision > limit) return;
-      if (!watcher->Offer(event)) overflow = true;
+      if (event.revision <= delivered) return true;
+      if (event.revision > limit) return false;
+      overflow = !watcher->Offer(event);
+      return !overflow;
     });
     if (!s.ok()) return s;
-    if (overflow) return absl::ResourceExhaustedError("watch backlog exceeds the watcher's capacity");
+    if (overflow) return BacklogTooLong(after, capacity);
     delivered = limit;
   }
 }

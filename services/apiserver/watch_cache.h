@@ -121,9 +121,10 @@ struct ListResult {
 };
 
 // Reads retained events after a revision from the store (for watches older than the window).
-// Calls fn for each event of this resource in order; OutOfRange when compacted.
+// Calls fn for each event of this resource in order until fn returns false (the reader should
+// then stop decoding events); OutOfRange when compacted.
 using HistoryReader =
-    std::function<absl::Status(int64_t after, const std::function<void(CacheEvent)>& fn)>;
+    std::function<absl::Status(int64_t after, const std::function<bool(CacheEvent)>& fn)>;
 
 class WatchCache {
  public:

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "lib/api/errors.h"
 #include "proto/core_v1.pb.h"
 
 namespace capstan::apiserver {
@@ -35,7 +36,7 @@ std::vector<std::string> Names(const ListResult& r) {
 }
 
 HistoryReader NoHistory() {
-  return [](int64_t, const std::function<void(CacheEvent)>&) {
+  return [](int64_t, const std::function<bool(CacheEvent)>&) {
     ADD_FAILURE() << "history should not be needed";
     return absl::OkStatus();
   };
@@ -164,11 +165,11 @@ TEST(WatchCacheTest, OlderThanTheWindowReadsHistoryOnce) {
     cache.Apply(absl::StrCat("default/p", r), false, MakePod(absl::StrCat("p", r), r), r);
   }
   int reads = 0;
-  HistoryReader history = [&](int64_t after, const std::function<void(CacheEvent)>& fn) {
+  HistoryReader history = [&](int64_t after, const std::function<bool(CacheEvent)>& fn) {
     ++reads;
     // The store's log holds every revision; the cache must take only what it lacks.
     for (int64_t r = after + 1; r <= 6; ++r) {
-      fn({WatchEventType::kAdded, r, MakePod(absl::StrCat("p", r), r), nullptr});
+      if (!fn({WatchEventType::kAdded, r, MakePod(absl::StrCat("p", r), r), nullptr})) break;
     }
     return absl::OkStatus();
   };
@@ -180,13 +181,48 @@ TEST(WatchCacheTest, OlderThanTheWindowReadsHistoryOnce) {
   EXPECT_EQ(reads, 1);
 }
 
+// A resume whose backlog is over the watcher's capacity would be cut off, resume from the same
+// revision and be cut off again, forever: it is answered Expired (410) so that the client relists.
+TEST(WatchCacheTest, ResumeWithMoreEventsThanTheCapacityIsExpired) {
+  WatchCache cache(PodInfo(), 100);
+  cache.Load({}, 0);
+  for (int64_t r = 1; r <= 6; ++r) {
+    cache.Apply(absl::StrCat("default/p", r), false, MakePod(absl::StrCat("p", r), r), r);
+  }
+  auto too_far = cache.Watch(All(), 1, false, false, 3, [] {}, NoHistory());
+  EXPECT_EQ(api::Reason(too_far.status()), "Expired") << too_far.status();
+  EXPECT_EQ(cache.watcher_count(), 0u);
+  auto near = cache.Watch(All(), 3, false, false, 3, [] {}, NoHistory());
+  ASSERT_TRUE(near.ok()) << near.status();
+  EXPECT_EQ((*near)->Take(10).size(), 3u);
+}
+
+TEST(WatchCacheTest, HistoryLongerThanTheCapacityIsExpiredWithoutReadingItAll) {
+  WatchCache cache(PodInfo(), 2);
+  cache.Load({}, 0);
+  for (int64_t r = 1; r <= 20; ++r) {
+    cache.Apply(absl::StrCat("default/p", r), false, MakePod(absl::StrCat("p", r), r), r);
+  }
+  int offered = 0;
+  HistoryReader history = [&](int64_t after, const std::function<bool(CacheEvent)>& fn) {
+    for (int64_t r = after + 1; r <= 20; ++r) {
+      ++offered;
+      if (!fn({WatchEventType::kAdded, r, MakePod(absl::StrCat("p", r), r), nullptr})) break;
+    }
+    return absl::OkStatus();
+  };
+  auto w = cache.Watch(All(), 1, false, false, 5, [] {}, history);
+  EXPECT_EQ(api::Reason(w.status()), "Expired") << w.status();
+  EXPECT_EQ(offered, 6);  // the sixth did not fit: the reader was told to stop there
+}
+
 TEST(WatchCacheTest, HistoryErrorsPassThrough) {
   WatchCache cache(PodInfo(), 1);
   cache.Load({}, 10);
   cache.Apply("default/a", false, MakePod("a", 11), 11);
   cache.Apply("default/b", false, MakePod("b", 12), 12);
   auto w = cache.Watch(All(), 3, false, false, 100, [] {},
-                       [](int64_t, const std::function<void(CacheEvent)>&) {
+                       [](int64_t, const std::function<bool(CacheEvent)>&) {
                          return absl::OutOfRangeError("compacted");
                        });
   EXPECT_EQ(w.status().code(), absl::StatusCode::kOutOfRange);
