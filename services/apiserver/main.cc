@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/base/process.h"
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   store_options.path = data_dir;
   store_options.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
   store_options.log_retention = absl::GetFlag(FLAGS_log_retention);
+  const absl::Time opening = absl::Now();
   auto store = capstan::storage::RocksDbStore::Open(store_options);
   if (!store.ok()) {
     fprintf(stderr, "capstan-apiserver: opening the store in %s: %s\n", data_dir.c_str(),
@@ -105,10 +107,16 @@ int main(int argc, char** argv) {
                       .Help("Writes committed (one revision each)")
                       .Register(*registry)
                       .Add({});
+  const absl::Time loading = absl::Now();
   if (absl::Status s = resources.Start(); !s.ok()) {
     fprintf(stderr, "capstan-apiserver: starting: %s\n", std::string(s.message()).c_str());
     return 1;
   }
+  // What a restart costs (it grows with the number of objects stored): opening RocksDB (WAL
+  // replay, key index) and loading every object into the watch caches.
+  fprintf(stderr, "capstan-apiserver: store opened in %.2f s, %zu objects loaded in %.2f s\n",
+          absl::ToDoubleSeconds(loading - opening), resources.object_count(),
+          absl::ToDoubleSeconds(absl::Now() - loading));
 
   std::atomic<bool> serving{false};
   capstan::metrics::HttpServer http(absl::GetFlag(FLAGS_metrics_listen));

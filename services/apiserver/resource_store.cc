@@ -1,11 +1,17 @@
 #include "services/apiserver/resource_store.h"
 
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <iterator>
+#include <thread>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -189,6 +195,12 @@ WatchCache& ResourceStore::cache(const api::ResourceInfo& info) {
   return *resources_.at(info.QualifiedResource()).cache;
 }
 
+size_t ResourceStore::object_count() const {
+  size_t n = 0;
+  for (const auto& [name, resource] : resources_) n += resource.cache->size();
+  return n;
+}
+
 absl::StatusOr<std::unique_ptr<Message>> ResourceStore::Decode(const api::ResourceInfo& info,
                                                                const std::string& bytes,
                                                                int64_t revision) const {
@@ -200,24 +212,115 @@ absl::StatusOr<std::unique_ptr<Message>> ResourceStore::Decode(const api::Resour
   return object;
 }
 
+namespace {
+
+// Decoding every stored object is most of what a restart costs, and objects decode
+// independently: while the caller scans the store, a few threads decode what it has read, in
+// chunks. At most kMaxQueuedChunks wait, so the raw bytes are never all in memory at once.
+class ParallelLoader {
+ public:
+  using Decoder = std::function<absl::StatusOr<std::unique_ptr<Message>>(const storage::KeyValue&)>;
+
+  ParallelLoader(size_t prefix_size, Decoder decode) : prefix_size_(prefix_size), decode_(decode) {
+    const int threads = std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+
+  // Called by the scan, in order.
+  void Add(const storage::KeyValue& kv) {
+    if (chunk_.size() == kChunk) Flush();
+    chunk_.push_back(kv);
+  }
+
+  // The decoded objects (in no particular order) by cache key, or the first decode error.
+  absl::StatusOr<std::vector<std::pair<std::string, ObjectPtr>>> Finish() {
+    Flush();
+    {
+      absl::MutexLock lock(&mu_);
+      scanned_ = true;
+    }
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+    if (!error_.ok()) return error_;
+    return std::move(objects_);
+  }
+
+  ~ParallelLoader() {
+    if (!threads_.empty()) Finish().IgnoreError();
+  }
+
+ private:
+  static constexpr size_t kChunk = 256;
+  static constexpr size_t kMaxQueuedChunks = 16;
+
+  void Flush() {
+    if (chunk_.empty()) return;
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &ParallelLoader::HasRoom));
+    queue_.push_back(std::move(chunk_));
+    chunk_.clear();
+  }
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < kMaxQueuedChunks; }
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return scanned_ || !queue_.empty(); }
+
+  void Work() {
+    for (;;) {
+      std::vector<storage::KeyValue> chunk;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &ParallelLoader::HasWork));
+        if (queue_.empty()) return;
+        chunk = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      std::vector<std::pair<std::string, ObjectPtr>> decoded;
+      decoded.reserve(chunk.size());
+      absl::Status error;
+      for (const storage::KeyValue& kv : chunk) {
+        absl::StatusOr<std::unique_ptr<Message>> object = decode_(kv);
+        if (!object.ok()) {
+          error = object.status();
+          break;
+        }
+        // The stored bytes are reused as the cached encoding (no second serialization).
+        decoded.emplace_back(kv.key.substr(prefix_size_),
+                             std::make_shared<CachedObject>(
+                                 std::shared_ptr<Message>(std::move(*object)), kv.mod_revision,
+                                 kv.value));
+      }
+      absl::MutexLock lock(&mu_);
+      if (!error.ok() && error_.ok()) error_ = error;
+      std::move(decoded.begin(), decoded.end(), std::back_inserter(objects_));
+    }
+  }
+
+  const size_t prefix_size_;
+  const Decoder decode_;
+  std::vector<storage::KeyValue> chunk_;  // being filled by the scan
+  std::vector<std::thread> threads_;
+
+  absl::Mutex mu_;
+  std::deque<std::vector<storage::KeyValue>> queue_ ABSL_GUARDED_BY(mu_);
+  bool scanned_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::pair<std::string, ObjectPtr>> objects_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
 absl::Status ResourceStore::Start() {
   int64_t revision = store_->CurrentRevision();
   for (auto& [prefix, resource] : resources_) {
-    std::vector<std::pair<std::string, ObjectPtr>> objects;
-    absl::Status decode_error;
+    const api::ResourceInfo& info = *resource.info;
+    ParallelLoader loader(prefix.size() + 1, [this, &info](const storage::KeyValue& kv) {
+      return Decode(info, kv.value, kv.mod_revision);
+    });
     absl::StatusOr<int64_t> scanned =
-        store_->Scan(prefix + "/", [&](const storage::KeyValue& kv) {
-          auto object = Decode(*resource.info, kv.value, kv.mod_revision);
-          if (!object.ok()) {
-            decode_error = object.status();
-            return;
-          }
-          objects.emplace_back(kv.key.substr(prefix.size() + 1),
-                               std::make_shared<CachedObject>(std::move(*object), kv.mod_revision));
-        });
+        store_->Scan(prefix + "/", [&](const storage::KeyValue& kv) { loader.Add(kv); });
+    absl::StatusOr<std::vector<std::pair<std::string, ObjectPtr>>> objects = loader.Finish();
     if (!scanned.ok()) return scanned.status();
-    if (!decode_error.ok()) return decode_error;
-    resource.cache->Load(std::move(objects), revision);
+    if (!objects.ok()) return objects.status();
+    resource.cache->Load(std::move(*objects), revision);
   }
   applied_revision_ = revision;
   store_->SetObserver([this](const storage::Event& event) { OnCommit(event); });

@@ -105,6 +105,8 @@ class ResourceStore {
   void StopWatch(const api::ResourceInfo& info, const std::shared_ptr<Watcher>& watcher);
 
   WatchCache& cache(const api::ResourceInfo& info);
+  // Objects in every cache.
+  size_t object_count() const;
   const api::Scheme& scheme() const { return scheme_; }
   // The newest revision every cache has applied.
   int64_t revision() const { return applied_revision_.load(); }
