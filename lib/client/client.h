@@ -241,7 +241,9 @@ class Client {
     ObjectList<T> list;
     list.items.resize(raw->items.size());
     for (size_t i = 0; i < raw->items.size(); ++i) {
-      absl::Status s = DecodeProtobuf(raw->items[i], &list.items[i]);
+      // Each item's bytes are freed once decoded, so a page is not held twice (bytes + objects).
+      const std::string bytes = std::move(raw->items[i]);
+      absl::Status s = DecodeProtobuf(bytes, &list.items[i]);
       if (!s.ok()) return s;
     }
     list.resource_version = std::move(raw->resource_version);

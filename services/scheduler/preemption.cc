@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <tuple>
 
 #include "services/scheduler/queue/scheduling_queue.h"
@@ -44,23 +45,25 @@ std::optional<Candidate> SelectVictims(const Framework& framework, const Pod& po
                                        const std::string& name, Snapshot& scratch) {
   const int32_t priority = PodPriority(pod);
   NodeInfo saved = *scratch.Get(name);
-  std::vector<Pod> removed;
+  // Shared with the snapshot, not copied; only the victims are copied out.
+  std::vector<std::shared_ptr<const Pod>> removed;
   for (const PodInfo& info : saved.pods()) {
-    if (PodPriority(info.pod) < priority) removed.push_back(info.pod);
+    if (PodPriority(*info.pod) < priority) removed.push_back(info.pod);
   }
   if (removed.empty()) return std::nullopt;
-  for (const Pod& p : removed) scratch.GetMutable(name)->RemovePod(p);
+  for (const auto& p : removed) scratch.GetMutable(name)->RemovePod(*p);
 
   std::optional<Candidate> result;
   if (framework.RunFilters(pod, *scratch.Get(name), scratch).ok()) {
-    std::sort(removed.begin(), removed.end(), MoreImportant);
+    std::sort(removed.begin(), removed.end(),
+              [](const auto& a, const auto& b) { return MoreImportant(*a, *b); });
     Candidate candidate;
     candidate.node_name = name;
-    for (const Pod& p : removed) {
+    for (const auto& p : removed) {
       scratch.GetMutable(name)->AddPod(p);
       if (framework.RunFilters(pod, *scratch.Get(name), scratch).ok()) continue;  // reprieved
-      scratch.GetMutable(name)->RemovePod(p);
-      candidate.victims.push_back(p);
+      scratch.GetMutable(name)->RemovePod(*p);
+      candidate.victims.push_back(*p);
     }
     if (!candidate.victims.empty()) {
       for (const Pod& v : candidate.victims) {

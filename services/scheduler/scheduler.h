@@ -59,7 +59,9 @@ class Scheduler {
   bool Responsible(const Pod& pod) const;
   // The cache follows the informers with idempotent steps (remove, then add), so an event seen
   // twice, or before the bootstrap read, does no harm.
-  void CachePod(const Pod* old_pod, const Pod* pod) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cache shares pod (the informer's immutable object) instead of copying it.
+  void CachePod(const Pod* old_pod, const std::shared_ptr<const Pod>& pod)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Bind(const Pod& pod, const std::string& node);
   // The binding cycle of a pod assumed on node: bind, then record the outcome.
   void BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, std::string node,

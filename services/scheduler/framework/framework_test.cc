@@ -98,9 +98,32 @@ TEST(Snapshot, FromObjectsPlacesBoundPodsAndSkipsFinished) {
   EXPECT_EQ(snapshot.Get("n2")->pod_count(), 1);
   EXPECT_EQ(snapshot.Get("n3"), nullptr);
   EXPECT_TRUE(snapshot.AssumePod(pending, "n1"));
-  EXPECT_EQ(snapshot.Get("n1")->pods()[0].pod.spec().node_name(), "n1");
-  EXPECT_TRUE(snapshot.ForgetPod(snapshot.Get("n1")->pods()[0].pod));
+  EXPECT_EQ(snapshot.Get("n1")->pods()[0].pod->spec().node_name(), "n1");
+  EXPECT_TRUE(snapshot.ForgetPod(*snapshot.Get("n1")->pods()[0].pod));
   EXPECT_EQ(snapshot.Get("n1")->pod_count(), 0);
+}
+
+TEST(Snapshot, FromSharedSharesBoundPodsInsteadOfCopying) {
+  auto bound = std::make_shared<Pod>(MakePod("a", "1", "1Gi"));
+  bound->mutable_spec()->set_node_name("n2");
+  auto done = std::make_shared<Pod>(MakePod("b", "1", "1Gi"));
+  done->mutable_spec()->set_node_name("n2");
+  done->mutable_status()->set_phase("Failed");
+  auto elsewhere = std::make_shared<Pod>(MakePod("c", "1", "1Gi"));
+  elsewhere->mutable_spec()->set_node_name("n3");
+  auto pending = std::make_shared<Pod>(MakePod("d", "1", "1Gi"));
+  Snapshot snapshot = Snapshot::FromShared({MakeNode("n1"), MakeNode("n2")},
+                                           {bound, done, elsewhere, pending});
+  EXPECT_EQ(snapshot.Get("n1")->pod_count(), 0);
+  ASSERT_EQ(snapshot.Get("n2")->pod_count(), 1);
+  EXPECT_EQ(snapshot.Get("n2")->pods()[0].pod.get(), bound.get());
+  EXPECT_EQ(snapshot.Get("n2")->requested().milli_cpu, 1000);
+
+  EXPECT_FALSE(snapshot.AddBoundPod(pending));
+  EXPECT_FALSE(snapshot.AddBoundPod(done));
+  EXPECT_TRUE(snapshot.ForgetPod(*bound));
+  EXPECT_TRUE(snapshot.AddBoundPod(bound));
+  EXPECT_EQ(snapshot.Get("n2")->pods()[0].pod.get(), bound.get());
 }
 
 TEST(FitErrorMessage, CountsAndSortsLikeKubernetes) {

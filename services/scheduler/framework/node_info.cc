@@ -21,6 +21,16 @@ bool HasPodAffinity(const Pod& pod) {
          a.pod_anti_affinity().preferred_during_scheduling_ignored_during_execution_size() > 0;
 }
 
+namespace {
+
+// Bound to a node and not finished: holds resources there.
+bool BoundAndRunning(const Pod& pod) {
+  const std::string& phase = pod.status().phase();
+  return !pod.spec().node_name().empty() && phase != "Succeeded" && phase != "Failed";
+}
+
+}  // namespace
+
 NodeInfo::NodeInfo(Node node) { SetNode(std::move(node)); }
 
 void NodeInfo::SetNode(Node node) {
@@ -29,13 +39,15 @@ void NodeInfo::SetNode(Node node) {
   allowed_pods_ = NodeAllowedPods(node_);
 }
 
-void NodeInfo::AddPod(const Pod& pod) {
+void NodeInfo::AddPod(const Pod& pod) { AddPod(std::make_shared<const Pod>(pod)); }
+
+void NodeInfo::AddPod(std::shared_ptr<const Pod> pod) {
   PodInfo info;
-  info.pod = pod;
-  info.requests = PodRequests(pod);
-  info.non_zero_requests = PodNonZeroRequests(pod);
-  info.has_required_anti_affinity = HasRequiredAntiAffinity(pod);
-  info.has_pod_affinity = HasPodAffinity(pod);
+  info.requests = PodRequests(*pod);
+  info.non_zero_requests = PodNonZeroRequests(*pod);
+  info.has_required_anti_affinity = HasRequiredAntiAffinity(*pod);
+  info.has_pod_affinity = HasPodAffinity(*pod);
+  info.pod = std::move(pod);
   requested_ += info.requests;
   non_zero_requested_ += info.non_zero_requests;
   if (info.has_required_anti_affinity) ++pods_with_required_anti_affinity_;
@@ -45,7 +57,7 @@ void NodeInfo::AddPod(const Pod& pod) {
 
 bool NodeInfo::RemovePod(const Pod& pod) {
   for (auto it = pods_.begin(); it != pods_.end(); ++it) {
-    const auto& meta = it->pod.metadata();
+    const auto& meta = it->pod->metadata();
     if (meta.namespace_() != pod.metadata().namespace_() || meta.name() != pod.metadata().name()) {
       continue;
     }
@@ -63,12 +75,26 @@ Snapshot Snapshot::FromObjects(const std::vector<Node>& nodes, const std::vector
   Snapshot snapshot;
   for (const Node& node : nodes) snapshot.AddNode(node);
   for (const Pod& pod : pods) {
-    const std::string& phase = pod.status().phase();
-    if (phase == "Succeeded" || phase == "Failed") continue;
-    if (pod.spec().node_name().empty()) continue;
-    if (NodeInfo* info = snapshot.GetMutable(pod.spec().node_name())) info->AddPod(pod);
+    // Copies only the pods kept.
+    if (BoundAndRunning(pod)) snapshot.AddBoundPod(std::make_shared<const Pod>(pod));
   }
   return snapshot;
+}
+
+Snapshot Snapshot::FromShared(const std::vector<Node>& nodes,
+                              const std::vector<std::shared_ptr<const Pod>>& pods) {
+  Snapshot snapshot;
+  for (const Node& node : nodes) snapshot.AddNode(node);
+  for (const std::shared_ptr<const Pod>& pod : pods) snapshot.AddBoundPod(pod);
+  return snapshot;
+}
+
+bool Snapshot::AddBoundPod(std::shared_ptr<const Pod> pod) {
+  if (!BoundAndRunning(*pod)) return false;
+  NodeInfo* info = GetMutable(pod->spec().node_name());
+  if (info == nullptr) return false;
+  info->AddPod(std::move(pod));
+  return true;
 }
 
 NodeInfo& Snapshot::AddNode(Node node) {
@@ -98,7 +124,7 @@ bool Snapshot::AssumePod(Pod pod, const std::string& node_name) {
   NodeInfo* info = GetMutable(node_name);
   if (info == nullptr) return false;
   pod.mutable_spec()->set_node_name(node_name);
-  info->AddPod(pod);
+  info->AddPod(std::make_shared<const Pod>(std::move(pod)));
   return true;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,9 +15,11 @@
 
 namespace capstan::scheduler {
 
-// A pod on a node with its requests computed once.
+// A pod on a node with its requests computed once. The pod is shared, not copied: the scheduler's
+// cache points at the informer's immutable objects, so a cached pod costs a few dozen bytes
+// instead of a second full copy, and copying a snapshot (preemption's scratch) is cheap.
 struct PodInfo {
-  Pod pod;
+  std::shared_ptr<const Pod> pod;  // never null
   Resource requests;
   Resource non_zero_requests;
   bool has_required_anti_affinity = false;
@@ -48,6 +51,8 @@ class NodeInfo {
   // nodes without any when the incoming pod has no preferred terms).
   int64_t pods_with_affinity() const { return pods_with_affinity_; }
 
+  // Shares pod (immutable from here on); the Pod overload makes a copy to share.
+  void AddPod(std::shared_ptr<const Pod> pod);
   void AddPod(const Pod& pod);
   // Removes the pod with the pod's namespace and name; false when it is not here.
   bool RemovePod(const Pod& pod);
@@ -72,6 +77,9 @@ class Snapshot {
   // Nodes, then every pod whose spec.nodeName names one of them (pods that are Succeeded or Failed
   // hold no resources and are skipped; pods naming unknown nodes are ignored).
   static Snapshot FromObjects(const std::vector<Node>& nodes, const std::vector<Pod>& pods);
+  // The same, sharing the pods (an informer's cached objects) instead of copying them.
+  static Snapshot FromShared(const std::vector<Node>& nodes,
+                             const std::vector<std::shared_ptr<const Pod>>& pods);
 
   // Adds a node, or replaces it (keeping its pods) when the name is already here.
   NodeInfo& AddNode(Node node);
@@ -82,6 +90,9 @@ class Snapshot {
   bool AssumePod(Pod pod, const std::string& node_name);
   // Removes the pod from the node its spec.nodeName names.
   bool ForgetPod(const Pod& pod);
+  // Records a pod that its spec.nodeName binds (shared, not copied), unless it is Succeeded or
+  // Failed (they hold no resources) or its node is unknown. False when not recorded.
+  bool AddBoundPod(std::shared_ptr<const Pod> pod);
 
   const NodeInfo* Get(const std::string& name) const;
   NodeInfo* GetMutable(const std::string& name);

@@ -140,7 +140,7 @@ Status InterPodAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo
     bool any_match = false;
     for (const NodeInfo& other : snapshot.nodes()) {
       for (const PodInfo& existing : other.pods()) {
-        if (!MatchesAll(affinity_terms, existing.pod, snapshot)) continue;
+        if (!MatchesAll(affinity_terms, *existing.pod, snapshot)) continue;
         for (size_t i = 0; i < affinity_terms.size(); ++i) {
           if (Label(other.node(), affinity_terms[i].topology_key()) == nullptr) continue;
           any_match = true;
@@ -164,7 +164,7 @@ Status InterPodAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo
     for (const NodeInfo& other : snapshot.nodes()) {
       if (!SameTopology(other.node(), candidate, term.topology_key())) continue;
       for (const PodInfo& existing : other.pods()) {
-        if (term.Matches(existing.pod, snapshot)) {
+        if (term.Matches(*existing.pod, snapshot)) {
           return Status::Unschedulable(kReasonPodAntiAffinity);
         }
       }
@@ -177,11 +177,11 @@ Status InterPodAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo
     if (other.pods_with_required_anti_affinity() == 0) continue;
     for (const PodInfo& existing : other.pods()) {
       if (!existing.has_required_anti_affinity) continue;
-      for (const Term& term : RequiredTerms(existing.pod.spec()
+      for (const Term& term : RequiredTerms(existing.pod->spec()
                                                 .affinity()
                                                 .pod_anti_affinity()
                                                 .required_during_scheduling_ignored_during_execution(),
-                                            existing.pod)) {
+                                            *existing.pod)) {
         if (SameTopology(other.node(), candidate, term.topology_key()) &&
             term.Matches(pod, snapshot)) {
           return Status::Unschedulable(kReasonExistingAntiAffinity);
@@ -211,22 +211,22 @@ int64_t InterPodAffinity::Score(const PodToSchedule& to_schedule, const NodeInfo
     for (const PodInfo& existing : other.pods()) {
       for (const Term& term : incoming) {
         if (SameTopology(other.node(), candidate, term.topology_key()) &&
-            term.Matches(existing.pod, snapshot)) {
+            term.Matches(*existing.pod, snapshot)) {
           score += term.weight();
         }
       }
       // The existing pod's terms, judged against the incoming pod (symmetry).
       if (!existing.has_pod_affinity) continue;
-      const core::v1::Affinity& theirs = existing.pod.spec().affinity();
+      const core::v1::Affinity& theirs = existing.pod->spec().affinity();
       std::vector<Term> terms = RequiredTerms(
-          theirs.pod_affinity().required_during_scheduling_ignored_during_execution(), existing.pod,
-          kHardPodAffinityWeight);
+          theirs.pod_affinity().required_during_scheduling_ignored_during_execution(),
+          *existing.pod, kHardPodAffinityWeight);
       std::vector<Term> preferred = PreferredTerms(
           theirs.pod_affinity().preferred_during_scheduling_ignored_during_execution(),
-          existing.pod, +1);
+          *existing.pod, +1);
       std::vector<Term> preferred_anti = PreferredTerms(
           theirs.pod_anti_affinity().preferred_during_scheduling_ignored_during_execution(),
-          existing.pod, -1);
+          *existing.pod, -1);
       terms.insert(terms.end(), preferred.begin(), preferred.end());
       terms.insert(terms.end(), preferred_anti.begin(), preferred_anti.end());
       for (const Term& term : terms) {

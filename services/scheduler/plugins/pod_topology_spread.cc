@@ -55,9 +55,9 @@ class Constraint {
   int64_t CountOn(const NodeInfo& node, const std::string& ns) const {
     int64_t count = 0;
     for (const PodInfo& existing : node.pods()) {
-      if (existing.pod.metadata().namespace_() != ns) continue;
-      if (existing.pod.metadata().has_deletion_timestamp()) continue;
-      if (Selects(existing.pod)) ++count;
+      if (existing.pod->metadata().namespace_() != ns) continue;
+      if (existing.pod->metadata().has_deletion_timestamp()) continue;
+      if (Selects(*existing.pod)) ++count;
     }
     return count;
   }
