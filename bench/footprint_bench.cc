@@ -229,18 +229,7 @@ absl::Status CreateNode(apiv1::Resources::Stub* stub, int i) {
   allocatable["memory"].set_string("256Gi");
   allocatable["pods"].set_string("110");
   *node.mutable_status()->mutable_capacity() = allocatable;
-  apiv1::CreateRequest request;
-  request.mutable_resource()->set_version("v1");
-  request.mutable_resource()->set_resource("nodes");
-  request.set_object(node.SerializeAsString());
-  apiv1::ObjectResponse response;
-  grpc::ClientContext context;
-  SetTimeout(&context);
-  grpc::Status status = stub->Create(&context, request, &response);
-  if (status.ok() || status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
-    return absl::OkStatus();
-  }
-  return absl::InternalError(absl::StrCat("creating node ", NodeName(i), ": ", Describe(status)));
+  return CreateClusterObject(stub, "nodes", node, NodeName(i));
 }
 
 // The namespaces the pods go to, one Node each, and the namespace the watches watch.

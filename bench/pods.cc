@@ -115,15 +115,12 @@ std::string EncodePod(const Pod& tmpl, const std::string& ns, const std::string&
   return pod.SerializeAsString();
 }
 
-absl::Status CreateNamespace(Stub* stub, const std::string& name) {
-  capstan::core::v1::Namespace ns;
-  ns.set_api_version("v1");
-  ns.set_kind("Namespace");
-  ns.mutable_metadata()->set_name(name);
+absl::Status CreateClusterObject(Stub* stub, const std::string& resource,
+                                 const google::protobuf::Message& object, const std::string& name) {
   apiv1::CreateRequest request;
   request.mutable_resource()->set_version("v1");
-  request.mutable_resource()->set_resource("namespaces");
-  request.set_object(ns.SerializeAsString());
+  request.mutable_resource()->set_resource(resource);
+  request.set_object(object.SerializeAsString());
   apiv1::ObjectResponse response;
   grpc::ClientContext context;
   SetTimeout(&context);
@@ -131,7 +128,15 @@ absl::Status CreateNamespace(Stub* stub, const std::string& name) {
   if (status.ok() || status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
     return absl::OkStatus();
   }
-  return absl::InternalError(absl::StrCat("creating namespace ", name, ": ", Describe(status)));
+  return absl::InternalError(absl::StrCat("creating ", resource, " ", name, ": ", Describe(status)));
+}
+
+absl::Status CreateNamespace(Stub* stub, const std::string& name) {
+  capstan::core::v1::Namespace ns;
+  ns.set_api_version("v1");
+  ns.set_kind("Namespace");
+  ns.mutable_metadata()->set_name(name);
+  return CreateClusterObject(stub, "namespaces", ns, name);
 }
 
 grpc::Status CreatePod(Stub* stub, const Pod& tmpl, const std::string& ns,

@@ -43,6 +43,10 @@ std::string EncodePod(const capstan::core::v1::Pod& tmpl, const std::string& ns,
 
 // Creates the namespace; OK when it exists already.
 absl::Status CreateNamespace(capstan::api::v1::Resources::Stub* stub, const std::string& name);
+// Creates a cluster-scoped core/v1 object (resource: "namespaces", "nodes", ...); one that
+// already exists is fine. The error names the object.
+absl::Status CreateClusterObject(capstan::api::v1::Resources::Stub* stub, const std::string& resource,
+                                 const google::protobuf::Message& object, const std::string& name);
 
 // Creates one pod ns/name from tmpl (stamped with its send time), synchronously.
 grpc::Status CreatePod(capstan::api::v1::Resources::Stub* stub,
