@@ -284,9 +284,7 @@ class ParallelLoader {
         }
         // The stored bytes are reused as the cached encoding (no second serialization).
         decoded.emplace_back(kv.key.substr(prefix_size_),
-                             std::make_shared<CachedObject>(
-                                 std::shared_ptr<Message>(std::move(*object)), kv.mod_revision,
-                                 kv.value));
+                             std::make_shared<CachedObject>(**object, kv.mod_revision, kv.value));
       }
       absl::MutexLock lock(&mu_);
       if (!error.ok() && error_.ok()) error_ = error;
@@ -363,7 +361,7 @@ void ResourceStore::OnCommit(const storage::Event& event) {
       // Write() attached the object it stored: stamp its revision instead of decoding it again.
       auto object = std::static_pointer_cast<Message>(event.attachment);
       api::MutableMeta(object.get())->set_resource_version(absl::StrCat(event.revision));
-      cached = std::make_shared<CachedObject>(std::move(object), event.revision, event.value);
+      cached = std::make_shared<CachedObject>(*object, event.revision, event.value);
     } else if (auto object = Decode(*it->second.info, event.value, event.revision); object.ok()) {
       cached = std::make_shared<CachedObject>(std::move(*object), event.revision);
     }
@@ -379,7 +377,7 @@ absl::Status ResourceStore::CheckNamespace(const std::string& ns) {
   const api::ResourceInfo& ns_info = *scheme_.ByKind("v1", "Namespace");
   ObjectPtr object = cache(ns_info).Get(CacheKey("", ns));
   if (object == nullptr) return api::NotFound({"", "namespaces", "Namespace", ns});
-  if (IsTerminating(object->object())) {
+  if (IsTerminating(*object->object())) {
     return api::Forbidden(
         {"", "namespaces", "Namespace", ns},
         absl::StrCat("unable to create new content in namespace ", ns,
@@ -444,7 +442,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
   ObjectPtr cached = cache(info).Get(key);
   if (cached != nullptr && cached->mod_revision() == *revision) return cached;
   // A later write replaced it in the cache already. The observer stamped the object's revision.
-  return std::make_shared<const CachedObject>(object, *revision, bytes);
+  return std::make_shared<const CachedObject>(*object, *revision, bytes);
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
@@ -570,7 +568,8 @@ ObjectPtr ResourceStore::DefaultPriorityClass() {
   ObjectPtr best;
   int32_t best_value = 0;
   for (const ObjectPtr& item : classes->items) {
-    const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(item->object());
+    std::shared_ptr<const Message> decoded = item->object();
+    const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(*decoded);
     if (!pc.global_default()) continue;
     // Should several be marked (they were created concurrently), the lowest value wins, as in
     // Kubernetes.
@@ -591,7 +590,8 @@ absl::Status ResourceStore::AdmitPodPriority(capstan::core::v1::Pod* pod) {
   if (spec->priority_class_name().empty()) {
     ObjectPtr found = DefaultPriorityClass();
     if (found != nullptr) {
-      const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(found->object());
+      std::shared_ptr<const Message> decoded = found->object();
+      const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(*decoded);
       spec->set_priority_class_name(pc.metadata().name());
       priority = pc.value();
       policy = pc.has_preemption_policy() ? pc.preemption_policy() : kDefaultPreemptionPolicy;
@@ -604,7 +604,8 @@ absl::Status ResourceStore::AdmitPodPriority(capstan::core::v1::Pod* pod) {
                             absl::StrCat("no PriorityClass with name ",
                                          spec->priority_class_name(), " was found"));
     }
-    const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(found->object());
+    std::shared_ptr<const Message> decoded = found->object();
+    const auto& pc = static_cast<const capstan::scheduling::v1::PriorityClass&>(*decoded);
     priority = pc.value();
     policy = pc.has_preemption_policy() ? pc.preemption_policy() : kDefaultPreemptionPolicy;
   }
@@ -635,7 +636,7 @@ absl::Status ResourceStore::CheckGlobalDefault(
   if (!priority_class.global_default()) return absl::OkStatus();
   ObjectPtr found = DefaultPriorityClass();
   if (found == nullptr) return absl::OkStatus();
-  const std::string& existing = api::Meta(found->object()).name();
+  const std::string& existing = found->meta().name();
   if (update && existing == priority_class.metadata().name()) return absl::OkStatus();
   return api::Forbidden(Ref(info, priority_class.metadata().name()),
                         absl::StrCat("PriorityClass ", existing,
@@ -656,7 +657,8 @@ absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
     absl::StatusOr<std::unique_ptr<Message>> changed = mutate(*current);
     if (!changed.ok()) return changed.status();
     std::unique_ptr<Message> next = std::move(*changed);
-    const Message& old = current->object();
+    const std::shared_ptr<const Message> old_object = current->object();
+    const Message& old = *old_object;
     const ObjectMeta& old_meta = api::Meta(old);
     ObjectMeta* meta = api::MutableMeta(next.get());
 
@@ -811,7 +813,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Patch(const api::ResourceInfo& info,
   return UpdateWith(
       info, ns, name,
       [&](const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
-        nlohmann::json doc = api::MessageToJson(current.object());
+        nlohmann::json doc = api::MessageToJson(*current.object());
         // The patch decides whether the update is conditional: keep its resourceVersion only.
         doc["metadata"].erase("resourceVersion");
         if (type == PatchType::kMerge) {
@@ -850,7 +852,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Bind(const std::string& ns, const std::
       info, ns, pod_name,
       [&](const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
         auto pod = std::make_unique<capstan::core::v1::Pod>(
-            static_cast<const capstan::core::v1::Pod&>(current.object()));
+            static_cast<const capstan::core::v1::Pod&>(*current.object()));
         if (!binding.metadata().uid().empty() && binding.metadata().uid() != pod->metadata().uid()) {
           return api::Conflict(Ref(info, pod_name), "the pod's uid does not match the binding's");
         }
@@ -896,7 +898,8 @@ absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
   for (int attempt = 0;; ++attempt) {
     ObjectPtr current = cache(info).Get(key);
     if (current == nullptr) return api::NotFound(Ref(info, name));
-    const ObjectMeta& old_meta = api::Meta(current->object());
+    const std::shared_ptr<const Message> old_object = current->object();
+    const ObjectMeta& old_meta = api::Meta(*old_object);
     if (!options.precondition_uid.empty() && options.precondition_uid != old_meta.uid()) {
       return api::Conflict(Ref(info, name),
                            absl::StrCat("Precondition failed: UID in precondition: ",
@@ -912,8 +915,8 @@ absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
                                         old_meta.resource_version()));
     }
 
-    std::unique_ptr<Message> next(current->object().New());
-    next->CopyFrom(current->object());
+    std::unique_ptr<Message> next(old_object->New());
+    next->CopyFrom(*old_object);
     ObjectMeta* meta = api::MutableMeta(next.get());
 
     // How long the object lingers: pods bound to a node get their grace period so the node agent
@@ -955,7 +958,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
         // Already terminating: a shorter grace period may be asked for, nothing else changes.
         if (!meta->has_deletion_grace_period_seconds() ||
             grace >= meta->deletion_grace_period_seconds()) {
-          if (Serialize(*next) == Serialize(current->object())) return current;
+          if (Serialize(*next) == Serialize(*old_object)) return current;
         }
       }
       capstan::meta::v1::Time when = Now();

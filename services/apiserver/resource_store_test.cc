@@ -52,7 +52,7 @@ class ResourceStoreTest : public ::testing::Test {
   T As(const absl::StatusOr<ObjectPtr>& object) {
     EXPECT_TRUE(object.ok()) << object.status();
     if (!object.ok()) return T();
-    return dynamic_cast<const T&>((*object)->object());
+    return dynamic_cast<const T&>(*(*object)->object());
   }
   absl::StatusOr<ObjectPtr> CreatePod(const std::string& name, const std::string& ns = "default",
                                       const std::string& node = "") {
@@ -350,7 +350,7 @@ TEST_F(ResourceStoreTest, WatchResumesAcrossARestartFromTheRevisionLog) {
   ASSERT_TRUE(w.ok()) << w.status();
   std::vector<std::string> seen;
   for (const auto& e : (*w)->Take(100)) {
-    seen.push_back(absl::StrCat(WatchEventTypeName(e.type), " ", api::Meta(e.object->object()).name()));
+    seen.push_back(absl::StrCat(WatchEventTypeName(e.type), " ", e.object->meta().name()));
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"ADDED b", "DELETED a", "ADDED c"}));
 }

@@ -70,28 +70,76 @@ void AppendLengthDelimited(int field_number, const std::string& bytes, std::stri
   out->append(bytes);
 }
 
+// The selectable fields of a message's kind, found by its type: objects do not always carry
+// apiVersion and kind.
+const std::vector<std::string>& SelectableFields(const google::protobuf::Descriptor* type) {
+  static const auto* by_type = [] {
+    auto* fields =
+        new absl::flat_hash_map<const google::protobuf::Descriptor*, const std::vector<std::string>*>();
+    const api::Scheme& scheme = api::Scheme::BuiltIn();
+    for (const api::ResourceInfo& info : scheme.resources()) {
+      (*fields)[scheme.New(info)->GetDescriptor()] = &info.selectable_fields;
+    }
+    return fields;
+  }();
+  static const std::vector<std::string> kNone;
+  auto it = by_type->find(type);
+  return it == by_type->end() ? kNone : *it->second;
+}
+
 }  // namespace
 
 CachedObject::CachedObject(std::unique_ptr<google::protobuf::Message> object, int64_t mod_revision)
-    : object_(std::move(object)), mod_revision_(mod_revision) {
-  object_->SerializeToString(&proto_);
+    : mod_revision_(mod_revision) {
+  Index(*object);
+  object->SerializeToString(&proto_);
 }
 
-CachedObject::CachedObject(std::shared_ptr<google::protobuf::Message> object,
-                           int64_t mod_revision, const std::string& stored)
-    : object_(std::move(object)), mod_revision_(mod_revision) {
+CachedObject::CachedObject(const google::protobuf::Message& object, int64_t mod_revision,
+                           const std::string& stored)
+    : mod_revision_(mod_revision) {
+  Index(object);
   const google::protobuf::FieldDescriptor* metadata =
-      object_->GetDescriptor()->FindFieldByName("metadata");
-  const std::string& version = api::Meta(*object_).resource_version();
-  std::string meta;  // ObjectMeta{resourceVersion: version}
-  AppendLengthDelimited(capstan::meta::v1::ObjectMeta::kResourceVersionFieldNumber, version, &meta);
+      object.GetDescriptor()->FindFieldByName("metadata");
+  std::string meta;  // ObjectMeta{resourceVersion}
+  AppendLengthDelimited(capstan::meta::v1::ObjectMeta::kResourceVersionFieldNumber,
+                        api::Meta(object).resource_version(), &meta);
   proto_.reserve(stored.size() + meta.size() + 4);
   proto_ = stored;
   AppendLengthDelimited(metadata->number(), meta, &proto_);
 }
 
+void CachedObject::Index(const google::protobuf::Message& object) {
+  prototype_ = object.GetReflection()->GetMessageFactory()->GetPrototype(object.GetDescriptor());
+  const capstan::meta::v1::ObjectMeta& meta = api::Meta(object);
+  meta_.set_name(meta.name());
+  meta_.set_namespace_(meta.namespace_());
+  *meta_.mutable_labels() = meta.labels();
+  for (const std::string& path : SelectableFields(object.GetDescriptor())) {
+    if (path == "metadata.name" || path == "metadata.namespace") continue;
+    std::optional<std::string> value = api::FieldValue(object, path);
+    if (value) fields_.emplace_back(path, std::move(*value));
+  }
+}
+
+std::shared_ptr<const google::protobuf::Message> CachedObject::object() const {
+  std::shared_ptr<google::protobuf::Message> object(prototype_->New());
+  // The encoding was made from a valid message by this process: it always decodes.
+  object->ParseFromString(proto_);
+  return object;
+}
+
+std::optional<std::string> CachedObject::field(std::string_view path) const {
+  if (path == "metadata.name") return meta_.name();
+  if (path == "metadata.namespace") return meta_.namespace_();
+  for (const auto& [name, value] : fields_) {
+    if (name == path) return value;
+  }
+  return std::nullopt;
+}
+
 const std::string& CachedObject::json() const {
-  std::call_once(json_once_, [this] { json_ = api::PrintJson(*object_); });
+  std::call_once(json_once_, [this] { json_ = api::PrintJson(*object()); });
   return json_;
 }
 
@@ -106,15 +154,11 @@ const char* WatchEventTypeName(WatchEventType type) {
 }
 
 bool Selection::Matches(const CachedObject& cached) const {
-  const auto& meta = api::Meta(cached.object());
+  const auto& meta = cached.meta();
   if (!namespace_.empty() && meta.namespace_() != namespace_) return false;
   if (!labels.Matches(meta.labels())) return false;
   if (fields.Empty()) return true;
-  return fields.Matches([&](std::string_view field) -> std::optional<std::string> {
-    if (field == "metadata.name") return meta.name();
-    if (field == "metadata.namespace") return meta.namespace_();
-    return api::FieldValue(cached.object(), absl::string_view(field.data(), field.size()));
-  });
+  return fields.Matches([&](std::string_view field) { return cached.field(field); });
 }
 
 Watcher::Watcher(Selection selection, size_t capacity, bool bookmarks, std::function<void()> notify)
@@ -257,7 +301,7 @@ void WatchCache::Deliver(const CacheEvent& event) {
   // that leaves a selection must reach its watchers as DELETED).
   auto value_of = [&](const ObjectPtr& o) -> std::string {
     if (o == nullptr) return "";
-    return api::FieldValue(o->object(), trigger_field_).value_or("");
+    return o->field(trigger_field_).value_or("");
   };
   const std::string now = value_of(event.object);
   const std::string before = value_of(event.prev);

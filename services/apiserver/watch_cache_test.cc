@@ -31,7 +31,7 @@ Selection WithLabels(const std::string& text) {
 
 std::vector<std::string> Names(const ListResult& r) {
   std::vector<std::string> names;
-  for (const auto& o : r.items) names.push_back(api::Meta(o->object()).name());
+  for (const auto& o : r.items) names.push_back(o->meta().name());
   return names;
 }
 
@@ -297,7 +297,7 @@ TEST(WatchCacheTest, NodeWatchersSeeOnlyTheirNodesPods) {
   auto types = [](const std::shared_ptr<Watcher>& w) {
     std::vector<std::string> out;
     for (const CacheEvent& e : w->Take(100)) {
-      out.push_back(absl::StrCat(api::Meta(e.object->object()).name(), ":", static_cast<int>(e.type), "@",
+      out.push_back(absl::StrCat(e.object->meta().name(), ":", static_cast<int>(e.type), "@",
                                  e.revision));
     }
     return out;
