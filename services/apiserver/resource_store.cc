@@ -214,6 +214,14 @@ absl::StatusOr<std::unique_ptr<Message>> ResourceStore::Decode(const api::Resour
 
 namespace {
 
+// A cached object for an object read back from the store.
+std::shared_ptr<CachedObject> Stamped(const Message& object, const std::string& stored,
+                                      int64_t mod_revision) {
+  auto cached = std::make_shared<CachedObject>(object, stored);
+  cached->Stamp(mod_revision);
+  return cached;
+}
+
 // Decoding every stored object is most of what a restart costs, and objects decode
 // independently: while the caller scans the store, a few threads decode what it has read, in
 // chunks. At most kMaxQueuedChunks wait, so the raw bytes are never all in memory at once.
@@ -284,7 +292,7 @@ class ParallelLoader {
         }
         // The stored bytes are reused as the cached encoding (no second serialization).
         decoded.emplace_back(kv.key.substr(prefix_size_),
-                             std::make_shared<CachedObject>(**object, kv.mod_revision, kv.value));
+                             Stamped(**object, kv.value, kv.mod_revision));
       }
       absl::MutexLock lock(&mu_);
       if (!error.ok() && error_.ok()) error_ = error;
@@ -358,10 +366,10 @@ void ResourceStore::OnCommit(const storage::Event& event) {
     const bool deleted = event.type == storage::EventType::kDelete;
     std::shared_ptr<CachedObject> cached;
     if (event.attachment != nullptr && !deleted) {
-      // Write() attached the object it stored: stamp its revision instead of decoding it again.
-      auto object = std::static_pointer_cast<Message>(event.attachment);
-      api::MutableMeta(object.get())->set_resource_version(absl::StrCat(event.revision));
-      cached = std::make_shared<CachedObject>(*object, event.revision, event.value);
+      // Write() attached the cache's object for this write, built off this thread: it only
+      // needs its revision.
+      cached = std::static_pointer_cast<CachedObject>(event.attachment);
+      cached->Stamp(event.revision);
     } else if (auto object = Decode(*it->second.info, event.value, event.revision); object.ok()) {
       cached = std::make_shared<CachedObject>(std::move(*object), event.revision);
     }
@@ -402,11 +410,9 @@ absl::Status ResourceStore::ValidateObject(const api::ResourceInfo& info, const 
   return api::Invalid(Ref(info, api::Meta(object).name()), causes);
 }
 
-absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
-                                               const std::string& key,
-                                               const std::shared_ptr<Message>& object,
+absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info, Message* object,
                                                int64_t expected_revision, bool dry_run) {
-  ObjectMeta* meta = api::MutableMeta(object.get());
+  ObjectMeta* meta = api::MutableMeta(object);
   meta->clear_resource_version();
   std::string bytes = Serialize(*object);
   if (bytes.size() > options_.max_object_bytes) {
@@ -422,10 +428,12 @@ absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
     copy->CopyFrom(*object);
     return std::make_shared<const CachedObject>(std::move(copy), revision);
   }
-  // The object goes to the commit observer with the write (see OnCommit), which puts it in the
-  // cache: once the write succeeds it is shared and must not change.
+  // The cache's object for this write is built here, on the request's thread; the commit
+  // observer (OnCommit, on the store's single commit thread) only stamps its revision.
+  auto cached = std::make_shared<CachedObject>(*object, bytes);
   absl::StatusOr<int64_t> revision = store_->Commit(
-      {StorageKey(info, meta->namespace_(), meta->name()), bytes, expected_revision, object});
+      {StorageKey(info, meta->namespace_(), meta->name()), std::move(bytes), expected_revision,
+       cached});
   if (!revision.ok()) {
     switch (revision.status().code()) {
       case absl::StatusCode::kAlreadyExists: return api::AlreadyExists(Ref(info, meta->name()));
@@ -437,12 +445,10 @@ absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info,
       default: return api::ServiceUnavailable(revision.status().message());
     }
   }
-  // The observer applied the write before Commit returned; take the cache's copy unless a later
-  // write already replaced it.
-  ObjectPtr cached = cache(info).Get(key);
-  if (cached != nullptr && cached->mod_revision() == *revision) return cached;
-  // A later write replaced it in the cache already. The observer stamped the object's revision.
-  return std::make_shared<const CachedObject>(*object, *revision, bytes);
+  // The observer stamped it and put it in the cache before Commit returned (unless there is no
+  // observer yet, and then no one else has it).
+  if (cached->mod_revision() == 0) cached->Stamp(*revision);
+  return cached;
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
@@ -486,10 +492,8 @@ absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
     absl::Status s = CheckNamespace(meta->namespace_());
     if (!s.ok()) return s;
   }
-  const std::shared_ptr<Message> stored(std::move(object));
   for (int attempt = 0;; ++attempt) {
-    std::string key = CacheKey(meta->namespace_(), meta->name());
-    absl::StatusOr<ObjectPtr> written = Write(info, key, stored, storage::kMustNotExist, dry_run);
+    absl::StatusOr<ObjectPtr> written = Write(info, object.get(), storage::kMustNotExist, dry_run);
     if (written.ok() || !generated || attempt >= kGenerateNameRetries ||
         written.status().code() != absl::StatusCode::kAlreadyExists) {
       return written;
@@ -769,7 +773,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
       if (Serialize(old) == Serialize(*next)) {
         return current;  // a no-op update writes nothing and keeps the resourceVersion
       }
-      written = Write(info, key, std::move(next), current->mod_revision(), dry_run);
+      written = Write(info, next.get(), current->mod_revision(), dry_run);
     }
     if (written.ok() || written.status().code() != absl::StatusCode::kAborted || conditional ||
         attempt >= kUpdateRetries) {
@@ -968,7 +972,7 @@ absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
         meta->set_deletion_grace_period_seconds(grace);
       }
       if (ns_object != nullptr) ns_object->mutable_status()->set_phase("Terminating");
-      result = Write(info, key, std::move(next), current->mod_revision(), options.dry_run);
+      result = Write(info, next.get(), current->mod_revision(), options.dry_run);
       if (result.ok() || result.status().code() != absl::StatusCode::kAborted) return result;
     }
     if (attempt >= kUpdateRetries) return result;

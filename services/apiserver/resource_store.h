@@ -128,11 +128,9 @@ class ResourceStore {
   absl::StatusOr<std::unique_ptr<google::protobuf::Message>> Decode(const api::ResourceInfo& info,
                                                                     const std::string& bytes,
                                                                     int64_t revision) const;
-  // Stores object (without its resourceVersion) under key if the key's revision is still
-  // expected_revision. On success the object itself goes into the cache: the caller must not
-  // change it afterwards (after a failure it may, e.g. to retry with another name).
-  absl::StatusOr<ObjectPtr> Write(const api::ResourceInfo& info, const std::string& key,
-                                  const std::shared_ptr<google::protobuf::Message>& object,
+  // Stores object (without its resourceVersion) if its key's revision is still
+  // expected_revision, and returns the cache's object for it.
+  absl::StatusOr<ObjectPtr> Write(const api::ResourceInfo& info, google::protobuf::Message* object,
                                   int64_t expected_revision, bool dry_run);
   absl::StatusOr<ObjectPtr> UpdateWith(
       const api::ResourceInfo& info, const std::string& ns, const std::string& name,

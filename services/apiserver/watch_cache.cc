@@ -95,22 +95,23 @@ CachedObject::CachedObject(std::unique_ptr<google::protobuf::Message> object, in
   object->SerializeToString(&proto_);
 }
 
-CachedObject::CachedObject(const google::protobuf::Message& object, int64_t mod_revision,
-                           const std::string& stored)
-    : mod_revision_(mod_revision) {
+CachedObject::CachedObject(const google::protobuf::Message& object, std::string stored)
+    : proto_(std::move(stored)) {
   Index(object);
-  const google::protobuf::FieldDescriptor* metadata =
-      object.GetDescriptor()->FindFieldByName("metadata");
+}
+
+void CachedObject::Stamp(int64_t mod_revision) {
+  mod_revision_ = mod_revision;
   std::string meta;  // ObjectMeta{resourceVersion}
   AppendLengthDelimited(capstan::meta::v1::ObjectMeta::kResourceVersionFieldNumber,
-                        api::Meta(object).resource_version(), &meta);
-  proto_.reserve(stored.size() + meta.size() + 4);
-  proto_ = stored;
-  AppendLengthDelimited(metadata->number(), meta, &proto_);
+                        absl::StrCat(mod_revision), &meta);
+  proto_.reserve(proto_.size() + meta.size() + 4);
+  AppendLengthDelimited(metadata_field_, meta, &proto_);
 }
 
 void CachedObject::Index(const google::protobuf::Message& object) {
   prototype_ = object.GetReflection()->GetMessageFactory()->GetPrototype(object.GetDescriptor());
+  metadata_field_ = object.GetDescriptor()->FindFieldByName("metadata")->number();
   const capstan::meta::v1::ObjectMeta& meta = api::Meta(object);
   meta_.set_name(meta.name());
   meta_.set_namespace_(meta.namespace_());

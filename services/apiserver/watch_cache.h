@@ -46,13 +46,16 @@ class CachedObject {
  public:
   // object must carry metadata.resourceVersion == mod_revision.
   CachedObject(std::unique_ptr<google::protobuf::Message> object, int64_t mod_revision);
-  // A just-committed object, without serializing it again: `stored` is its encoding as the store
-  // keeps it (without metadata.resourceVersion) and object carries resourceVersion ==
-  // mod_revision. The encoding sent to clients is `stored` followed by an encoded `metadata`
-  // holding only the resourceVersion: protobuf parsers merge an embedded message that appears
-  // twice, so this decodes to the object exactly.
-  CachedObject(const google::protobuf::Message& object, int64_t mod_revision,
-               const std::string& stored);
+  // An object about to be committed, built from the bytes the store keeps (`stored`: its
+  // encoding without metadata.resourceVersion), so that it is not serialized again. Stamp() must
+  // be called with its revision before the object is shared.
+  CachedObject(const google::protobuf::Message& object, std::string stored);
+
+  // Sets the revision: the encoding sent to clients becomes `stored` followed by an encoded
+  // `metadata` holding only the resourceVersion (protobuf parsers merge an embedded message that
+  // appears twice, so this decodes to the object with its resourceVersion). Once, before the
+  // object is shared.
+  void Stamp(int64_t mod_revision);
 
   // The object, decoded from the encoding on each call.
   std::shared_ptr<const google::protobuf::Message> object() const;
@@ -69,9 +72,10 @@ class CachedObject {
   void Index(const google::protobuf::Message& object);
 
   const google::protobuf::Message* prototype_ = nullptr;  // of the kind, to decode with
+  int metadata_field_ = 0;  // the number of the kind's `metadata` field
   capstan::meta::v1::ObjectMeta meta_;
   std::vector<std::pair<std::string, std::string>> fields_;
-  int64_t mod_revision_;
+  int64_t mod_revision_ = 0;
   std::string proto_;
   mutable std::once_flag json_once_;
   mutable std::string json_;
