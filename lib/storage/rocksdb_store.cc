@@ -237,16 +237,19 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
 
 using ObserverFn = std::function<void(const Event&)>;
 
-// A Commit() call waiting for the committer. Lives on the caller's stack.
+// A write waiting for the committer: a Commit() call's lives on the caller's stack; a
+// CommitAsync() call's on the heap, owned by the queue until its callback has run.
 struct PendingWrite {
   explicit PendingWrite(Write w) : write(std::move(w)) {}
+  PendingWrite(Write w, Store::CommitCallback cb) : write(std::move(w)), callback(std::move(cb)) {}
 
   // The committer moves key and value out of it once the write is accepted.
   Write write;
   // Set by the committer before `done`; read by the caller after.
   absl::StatusOr<int64_t> result;
   bool done = false;  // Guarded by RocksDbStoreImpl::mu_.
-  absl::CondVar cv;   // Signalled when done is set.
+  absl::CondVar cv;   // Signalled when done is set (a Commit() call).
+  Store::CommitCallback callback;  // Called instead (a CommitAsync() call).
 };
 
 class RocksDbStoreImpl final : public RocksDbStore {
@@ -282,6 +285,7 @@ class RocksDbStoreImpl final : public RocksDbStore {
   }
 
   absl::StatusOr<int64_t> Commit(Write write) override;
+  void CommitAsync(Write write, CommitCallback done) override;
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) override;
   absl::StatusOr<int64_t> Scan(std::string_view prefix,
                                const std::function<void(const KeyValue&)>& fn) override;
@@ -441,6 +445,20 @@ absl::StatusOr<int64_t> RocksDbStoreImpl::Commit(Write write) {
   queue_cv_.Signal();
   while (!pending.done) pending.cv.Wait(&mu_);
   return std::move(pending.result);
+}
+
+void RocksDbStoreImpl::CommitAsync(Write write, CommitCallback done) {
+  auto* pending = new PendingWrite(std::move(write), std::move(done));
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(pending);
+      queue_cv_.Signal();
+      return;
+    }
+  }
+  std::unique_ptr<PendingWrite> refused(pending);
+  refused->callback(absl::UnavailableError("store is closing"));
 }
 
 void RocksDbStoreImpl::CommitLoop() {
@@ -621,15 +639,24 @@ void RocksDbStoreImpl::CommitBatch(absl::Span<PendingWrite* const> batch,
     max_batch_size_.store(batch.size(), std::memory_order_relaxed);  // Only this thread writes.
   }
 
-  absl::MutexLock lock(&mu_);
-  for (PendingWrite* p : batch) {
-    p->done = true;
-    p->cv.Signal();  // p may be destroyed as soon as mu_ is released.
+  std::vector<std::unique_ptr<PendingWrite>> callbacks;
+  {
+    absl::MutexLock lock(&mu_);
+    for (PendingWrite* p : batch) {
+      if (p->callback) {
+        callbacks.emplace_back(p);
+        continue;
+      }
+      p->done = true;
+      p->cv.Signal();  // p may be destroyed as soon as mu_ is released.
+    }
+    if (request_compaction && !compaction_requested_) {
+      compaction_requested_ = true;
+      retention_cv_.Signal();
+    }
   }
-  if (request_compaction && !compaction_requested_) {
-    compaction_requested_ = true;
-    retention_cv_.Signal();
-  }
+  // Outside the lock: a callback may queue another write.
+  for (auto& p : callbacks) p->callback(std::move(p->result));
 }
 
 void RocksDbStoreImpl::RetentionLoop() {

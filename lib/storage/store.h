@@ -97,6 +97,14 @@ class Store {
   //    after a restart.
   virtual absl::StatusOr<int64_t> Commit(Write write) = 0;
 
+  // Commit without waiting: `done` is called with what Commit would have returned, once the
+  // write is durable (after the observer has seen it) or refused. It may run on the store's
+  // commit thread, holding up later writes: keep it short, and never block in it (it may call
+  // CommitAsync again, not Commit). This is how a server handles many writes in flight without
+  // a thread per write. The default runs Commit, then `done`, on the caller's thread.
+  using CommitCallback = std::function<void(absl::StatusOr<int64_t>)>;
+  virtual void CommitAsync(Write write, CommitCallback done) { done(Commit(std::move(write))); }
+
   // Returns the current value of `key` and its mod revision, or std::nullopt when the key does
   // not exist. Reflects every Commit that has returned.
   virtual absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key) = 0;

@@ -44,8 +44,6 @@ ABSL_FLAG(int64_t, log_retention, 100000,
           "Revisions kept in the revision log; a watch from an older one gets 410 Expired");
 ABSL_FLAG(absl::Duration, bookmark_interval, absl::Seconds(10),
           "How often watchers that allow bookmarks get one");
-ABSL_FLAG(int, grpc_threads, 512,
-          "Handler threads kept alive for unary requests (each waits for its commit's fsync)");
 ABSL_FLAG(bool, unsafe_no_fsync, false,
           "Acknowledge writes before they are synced to disk (benchmarks only: loses writes on "
           "a crash)");
@@ -139,13 +137,6 @@ int main(int argc, char** argv) {
   // Room for a too-large object to arrive and be refused with a clear error.
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
   builder.SetMaxSendMessageSize(-1);
-  // A unary handler blocks until its group commit is durable, so many run at once. gRPC's sync
-  // server ends any thread beyond MAX_POLLERS when its request is done and starts new ones as
-  // requests arrive; at hundreds of concurrent writers that churn of thread creation (stacks,
-  // page faults) costs more than the requests. Keep the threads instead.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 4);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
-                              absl::GetFlag(FLAGS_grpc_threads));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
     fprintf(stderr, "capstan-apiserver: cannot listen on %s\n", listen.c_str());

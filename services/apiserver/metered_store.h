@@ -32,10 +32,15 @@ class MeteredStore : public storage::Store {
   absl::StatusOr<int64_t> Commit(storage::Write write) override {
     auto start = std::chrono::steady_clock::now();
     absl::StatusOr<int64_t> revision = inner_->Commit(std::move(write));
-    commit_latency_.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (!revision.ok()) commit_errors_.Increment();
+    Record(start, revision.ok());
     return revision;
+  }
+  void CommitAsync(storage::Write write, CommitCallback done) override {
+    inner_->CommitAsync(std::move(write), [this, start = std::chrono::steady_clock::now(),
+                                           done = std::move(done)](absl::StatusOr<int64_t> r) {
+      Record(start, r.ok());
+      done(std::move(r));
+    });
   }
   absl::StatusOr<std::optional<storage::KeyValue>> Get(std::string_view key) override {
     return inner_->Get(key);
@@ -56,6 +61,12 @@ class MeteredStore : public storage::Store {
   }
 
  private:
+  void Record(std::chrono::steady_clock::time_point start, bool ok) {
+    commit_latency_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!ok) commit_errors_.Increment();
+  }
+
   storage::Store* const inner_;
   prometheus::Histogram& commit_latency_;
   prometheus::Counter& commit_errors_;

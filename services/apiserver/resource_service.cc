@@ -20,29 +20,33 @@ using google::protobuf::Message;
 constexpr size_t kMaxRequestObjectBytes = 3 * 1024 * 1024;
 constexpr size_t kMaxEventsPerWatchMessage = 512;
 
-// Times one request and records it when it goes out of scope.
+// Times one request; Done records it (once) and turns its outcome into the gRPC status.
 class RequestTimer {
  public:
   RequestTimer(ApiMetrics* metrics, const char* verb, const apiv1::ResourceRef& ref)
-      : metrics_(metrics), verb_(verb), ref_(ref), start_(std::chrono::steady_clock::now()) {}
-  ~RequestTimer() {
+      : metrics_(metrics), verb_(verb), ref_(&ref), start_(std::chrono::steady_clock::now()) {}
+  grpc::Status Done(const absl::Status& status) const {
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start_;
-    std::string resource = ref_.group().empty() ? ref_.resource()
-                                                : absl::StrCat(ref_.resource(), ".", ref_.group());
-    metrics_->Request(verb_, resource, code_, took.count());
-  }
-  grpc::Status Done(const absl::Status& status) {
-    code_ = status.ok() ? 200 : api::ToApiStatus(status).code();
+    std::string resource = ref_->group().empty()
+                               ? ref_->resource()
+                               : absl::StrCat(ref_->resource(), ".", ref_->group());
+    metrics_->Request(verb_, resource, status.ok() ? 200 : api::ToApiStatus(status).code(),
+                      took.count());
     return api::ToGrpcStatus(status);
   }
 
  private:
   ApiMetrics* metrics_;
   const char* verb_;
-  const apiv1::ResourceRef& ref_;
+  const apiv1::ResourceRef* ref_;  // the request's, alive until the call is finished
   std::chrono::steady_clock::time_point start_;
-  int code_ = 200;
 };
+
+// The completion of a verb that answers with one object: fills the response, records the
+// request and finishes the call. Runs wherever the result is ready (gRPC's thread or the
+// store's commit thread); request and response live until the call is finished.
+ResourceStore::Done Answer(RequestTimer timer, grpc::ServerUnaryReactor* reactor,
+                           apiv1::ObjectResponse* response, apiv1::Encoding encoding);
 
 absl::StatusOr<const api::ResourceInfo*> Resolve(const ResourceStore& store,
                                                  const apiv1::ResourceRef& ref) {
@@ -79,6 +83,17 @@ absl::StatusOr<std::unique_ptr<Message>> DecodeObject(const api::ResourceInfo& i
 
 const std::string& Encode(const CachedObject& object, apiv1::Encoding encoding) {
   return encoding == apiv1::JSON ? object.json() : object.proto();
+}
+
+ResourceStore::Done Answer(RequestTimer timer, grpc::ServerUnaryReactor* reactor,
+                           apiv1::ObjectResponse* response, apiv1::Encoding encoding) {
+  return [timer, reactor, response, encoding](absl::StatusOr<ObjectPtr> result) {
+    if (result.ok()) {
+      response->set_object(Encode(**result, encoding));
+      response->set_encoding(encoding);
+    }
+    reactor->Finish(timer.Done(result.status()));
+  };
 }
 
 void AppendVarint(uint64_t value, std::string* out) {
@@ -341,135 +356,155 @@ ResourceService::ResourceService(ResourceStore* store, ApiMetrics* metrics)
 
 ResourceService::~ResourceService() = default;
 
-grpc::Status ResourceService::Create(grpc::ServerContext*, const apiv1::CreateRequest* request,
-                                     apiv1::ObjectResponse* response) {
-  RequestTimer timer(metrics_, "create", request->resource());
+grpc::ServerUnaryReactor* ResourceService::Create(grpc::CallbackServerContext* context,
+                                                  const apiv1::CreateRequest* request,
+                                                  apiv1::ObjectResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ResourceStore::Done done = Answer(RequestTimer(metrics_, "create", request->resource()),
+                                    reactor, response, request->encoding());
   absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) return timer.Done(info.status());
-  if (!request->subresource().empty()) {
-    return timer.Done(CreateSubresource(**info, *request, response));
+  if (!info.ok()) {
+    done(info.status());
+  } else if (!request->subresource().empty()) {
+    CreateSubresource(**info, *request, std::move(done));
+  } else if (absl::StatusOr<std::unique_ptr<Message>> object =
+                 DecodeObject(**info, request->object(), request->encoding());
+             !object.ok()) {
+    done(object.status());
+  } else {
+    store_->CreateAsync(**info, request->resource().namespace_(), std::move(*object),
+                        request->dry_run(), std::move(done));
   }
-  absl::StatusOr<std::unique_ptr<Message>> object =
-      DecodeObject(**info, request->object(), request->encoding());
-  if (!object.ok()) return timer.Done(object.status());
-  absl::StatusOr<ObjectPtr> created = store_->Create(**info, request->resource().namespace_(),
-                                                     std::move(*object), request->dry_run());
-  if (!created.ok()) return timer.Done(created.status());
-  response->set_object(Encode(**created, request->encoding()));
-  response->set_encoding(request->encoding());
-  return timer.Done(absl::OkStatus());
+  return reactor;
 }
 
-absl::Status ResourceService::CreateSubresource(const api::ResourceInfo& info,
-                                                const apiv1::CreateRequest& request,
-                                                apiv1::ObjectResponse* response) {
+void ResourceService::CreateSubresource(const api::ResourceInfo& info,
+                                        const apiv1::CreateRequest& request,
+                                        ResourceStore::Done done) {
   if (info.kind != "Pod" || request.subresource() != "binding") {
-    return api::UnknownResource(info.group, info.version,
-                                absl::StrCat(info.resource, "/", request.subresource()));
+    return done(api::UnknownResource(info.group, info.version,
+                                     absl::StrCat(info.resource, "/", request.subresource())));
   }
   capstan::core::v1::Binding binding;
   if (request.encoding() == apiv1::JSON) {
     absl::Status s = api::ParseJson(request.object(), &binding);
-    if (!s.ok()) return api::BadRequest(absl::StrCat("decoding Binding: ", s.message()));
+    if (!s.ok()) return done(api::BadRequest(absl::StrCat("decoding Binding: ", s.message())));
   } else if (!binding.ParseFromString(request.object())) {
-    return api::BadRequest("the body is not a valid protobuf encoding of Binding");
+    return done(api::BadRequest("the body is not a valid protobuf encoding of Binding"));
   }
-  absl::StatusOr<ObjectPtr> bound =
-      store_->Bind(request.resource().namespace_(), request.name(), binding, request.dry_run());
-  if (!bound.ok()) return bound.status();
-  response->set_object(Encode(**bound, request.encoding()));
-  response->set_encoding(request.encoding());
-  return absl::OkStatus();
+  store_->BindAsync(request.resource().namespace_(), request.name(), binding, request.dry_run(),
+                    std::move(done));
 }
 
-grpc::Status ResourceService::Get(grpc::ServerContext*, const apiv1::GetRequest* request,
-                                  apiv1::ObjectResponse* response) {
-  RequestTimer timer(metrics_, "get", request->resource());
+grpc::ServerUnaryReactor* ResourceService::Get(grpc::CallbackServerContext* context,
+                                               const apiv1::GetRequest* request,
+                                               apiv1::ObjectResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ResourceStore::Done done = Answer(RequestTimer(metrics_, "get", request->resource()), reactor,
+                                    response, request->encoding());
   absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) return timer.Done(info.status());
-  absl::StatusOr<ObjectPtr> object =
-      store_->Get(**info, request->resource().namespace_(), request->name());
-  if (!object.ok()) return timer.Done(object.status());
-  response->set_object(Encode(**object, request->encoding()));
-  response->set_encoding(request->encoding());
-  return timer.Done(absl::OkStatus());
+  if (!info.ok()) {
+    done(info.status());
+  } else {
+    done(store_->Get(**info, request->resource().namespace_(), request->name()));
+  }
+  return reactor;
 }
 
-grpc::Status ResourceService::List(grpc::ServerContext*, const apiv1::ListRequest* request,
-                                   apiv1::ListResponse* response) {
+grpc::ServerUnaryReactor* ResourceService::List(grpc::CallbackServerContext* context,
+                                                const apiv1::ListRequest* request,
+                                                apiv1::ListResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RequestTimer timer(metrics_, "list", request->resource());
+  reactor->Finish(timer.Done([&]() -> absl::Status {
+    absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
+    if (!info.ok()) return info.status();
+    ListOptions options;
+    options.label_selector = request->label_selector();
+    options.field_selector = request->field_selector();
+    options.limit = request->limit();
+    options.continue_token = request->continue_();
+    options.resource_version = request->resource_version();
+    absl::StatusOr<ListResult> result =
+        store_->List(**info, request->resource().namespace_(), options);
+    if (!result.ok()) return result.status();
+    response->mutable_items()->Reserve(static_cast<int>(result->items.size()));
+    for (const ObjectPtr& item : result->items) {
+      response->add_items(Encode(*item, request->encoding()));
+    }
+    response->set_resource_version(absl::StrCat(result->revision));
+    response->set_continue_(result->continue_token);
+    if (result->remaining) response->set_remaining_item_count(*result->remaining);
+    response->set_encoding(request->encoding());
+    return absl::OkStatus();
+  }()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ResourceService::DoUpdate(grpc::CallbackServerContext* context,
+                                                    const apiv1::UpdateRequest* request,
+                                                    apiv1::ObjectResponse* response,
+                                                    bool status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ResourceStore::Done done =
+      Answer(RequestTimer(metrics_, status ? "update_status" : "update", request->resource()),
+             reactor, response, request->encoding());
   absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) return timer.Done(info.status());
-  ListOptions options;
-  options.label_selector = request->label_selector();
-  options.field_selector = request->field_selector();
-  options.limit = request->limit();
-  options.continue_token = request->continue_();
-  options.resource_version = request->resource_version();
-  absl::StatusOr<ListResult> result =
-      store_->List(**info, request->resource().namespace_(), options);
-  if (!result.ok()) return timer.Done(result.status());
-  response->mutable_items()->Reserve(static_cast<int>(result->items.size()));
-  for (const ObjectPtr& item : result->items) {
-    response->add_items(Encode(*item, request->encoding()));
+  if (!info.ok()) {
+    done(info.status());
+  } else if (absl::StatusOr<std::unique_ptr<Message>> object =
+                 DecodeObject(**info, request->object(), request->encoding());
+             !object.ok()) {
+    done(object.status());
+  } else {
+    store_->UpdateAsync(**info, request->resource().namespace_(), std::move(*object), status,
+                        request->dry_run(), std::move(done));
   }
-  response->set_resource_version(absl::StrCat(result->revision));
-  response->set_continue_(result->continue_token);
-  if (result->remaining) response->set_remaining_item_count(*result->remaining);
-  response->set_encoding(request->encoding());
-  return timer.Done(absl::OkStatus());
+  return reactor;
 }
 
-grpc::Status ResourceService::DoUpdate(const apiv1::UpdateRequest* request,
-                                       apiv1::ObjectResponse* response, bool status) {
-  RequestTimer timer(metrics_, status ? "update_status" : "update", request->resource());
+grpc::ServerUnaryReactor* ResourceService::Update(grpc::CallbackServerContext* context,
+                                                  const apiv1::UpdateRequest* request,
+                                                  apiv1::ObjectResponse* response) {
+  return DoUpdate(context, request, response, false);
+}
+
+grpc::ServerUnaryReactor* ResourceService::UpdateStatus(grpc::CallbackServerContext* context,
+                                                        const apiv1::UpdateRequest* request,
+                                                        apiv1::ObjectResponse* response) {
+  return DoUpdate(context, request, response, true);
+}
+
+grpc::ServerUnaryReactor* ResourceService::Patch(grpc::CallbackServerContext* context,
+                                                 const apiv1::PatchRequest* request,
+                                                 apiv1::ObjectResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ResourceStore::Done done = Answer(RequestTimer(metrics_, "patch", request->resource()),
+                                    reactor, response, request->encoding());
   absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) return timer.Done(info.status());
-  absl::StatusOr<std::unique_ptr<Message>> object =
-      DecodeObject(**info, request->object(), request->encoding());
-  if (!object.ok()) return timer.Done(object.status());
-  absl::StatusOr<ObjectPtr> updated = store_->Update(
-      **info, request->resource().namespace_(), std::move(*object), status, request->dry_run());
-  if (!updated.ok()) return timer.Done(updated.status());
-  response->set_object(Encode(**updated, request->encoding()));
-  response->set_encoding(request->encoding());
-  return timer.Done(absl::OkStatus());
-}
-
-grpc::Status ResourceService::Update(grpc::ServerContext*, const apiv1::UpdateRequest* request,
-                                     apiv1::ObjectResponse* response) {
-  return DoUpdate(request, response, false);
-}
-
-grpc::Status ResourceService::UpdateStatus(grpc::ServerContext*,
-                                           const apiv1::UpdateRequest* request,
-                                           apiv1::ObjectResponse* response) {
-  return DoUpdate(request, response, true);
-}
-
-grpc::Status ResourceService::Patch(grpc::ServerContext*, const apiv1::PatchRequest* request,
-                                    apiv1::ObjectResponse* response) {
-  RequestTimer timer(metrics_, "patch", request->resource());
-  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) return timer.Done(info.status());
-  if (request->patch().size() > kMaxRequestObjectBytes) {
-    return timer.Done(api::RequestEntityTooLarge("Request entity too large"));
+  if (!info.ok()) {
+    done(info.status());
+  } else if (request->patch().size() > kMaxRequestObjectBytes) {
+    done(api::RequestEntityTooLarge("Request entity too large"));
+  } else {
+    store_->PatchAsync(**info, request->resource().namespace_(), request->name(),
+                       request->type() == apiv1::JSON_PATCH ? PatchType::kJson : PatchType::kMerge,
+                       request->patch(), request->status(), request->dry_run(), std::move(done));
   }
-  absl::StatusOr<ObjectPtr> patched = store_->Patch(
-      **info, request->resource().namespace_(), request->name(),
-      request->type() == apiv1::JSON_PATCH ? PatchType::kJson : PatchType::kMerge,
-      request->patch(), request->status(), request->dry_run());
-  if (!patched.ok()) return timer.Done(patched.status());
-  response->set_object(Encode(**patched, request->encoding()));
-  response->set_encoding(request->encoding());
-  return timer.Done(absl::OkStatus());
+  return reactor;
 }
 
-grpc::Status ResourceService::Delete(grpc::ServerContext*, const apiv1::DeleteRequest* request,
-                                     apiv1::ObjectResponse* response) {
-  RequestTimer timer(metrics_, "delete", request->resource());
+grpc::ServerUnaryReactor* ResourceService::Delete(grpc::CallbackServerContext* context,
+                                                  const apiv1::DeleteRequest* request,
+                                                  apiv1::ObjectResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ResourceStore::Done done = Answer(RequestTimer(metrics_, "delete", request->resource()),
+                                    reactor, response, request->encoding());
   absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) return timer.Done(info.status());
+  if (!info.ok()) {
+    done(info.status());
+    return reactor;
+  }
   DeleteOptions options;
   options.precondition_uid = request->preconditions().uid();
   options.precondition_resource_version = request->preconditions().resource_version();
@@ -478,16 +513,14 @@ grpc::Status ResourceService::Delete(grpc::ServerContext*, const apiv1::DeleteRe
   }
   options.propagation_policy = request->propagation_policy();
   options.dry_run = request->dry_run();
-  absl::StatusOr<ObjectPtr> deleted =
-      store_->Delete(**info, request->resource().namespace_(), request->name(), options);
-  if (!deleted.ok()) return timer.Done(deleted.status());
-  response->set_object(Encode(**deleted, request->encoding()));
-  response->set_encoding(request->encoding());
-  return timer.Done(absl::OkStatus());
+  store_->DeleteAsync(**info, request->resource().namespace_(), request->name(), options,
+                      std::move(done));
+  return reactor;
 }
 
-grpc::Status ResourceService::Discover(grpc::ServerContext*, const apiv1::DiscoveryRequest*,
-                                       apiv1::DiscoveryResponse* response) {
+grpc::ServerUnaryReactor* ResourceService::Discover(grpc::CallbackServerContext* context,
+                                                    const apiv1::DiscoveryRequest*,
+                                                    apiv1::DiscoveryResponse* response) {
   for (const api::ResourceInfo& info : store_->scheme().resources()) {
     auto* r = response->add_resources();
     r->set_name(info.resource);
@@ -503,7 +536,9 @@ grpc::Status ResourceService::Discover(grpc::ServerContext*, const apiv1::Discov
     for (const std::string& s : info.short_names) r->add_short_names(s);
     for (const std::string& s : info.subresources) r->add_subresources(s);
   }
-  return grpc::Status::OK;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ResourceService::Watch(

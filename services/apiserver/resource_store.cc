@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <future>
 #include <iterator>
 #include <thread>
 #include <utility>
@@ -31,7 +32,6 @@ namespace {
 using google::protobuf::Message;
 using capstan::meta::v1::ObjectMeta;
 
-constexpr int kUpdateRetries = 16;
 constexpr int kGenerateNameRetries = 8;
 const char* const kSystemNamespaces[] = {"default", "kube-system", "kube-public", "kube-node-lease"};
 
@@ -49,6 +49,14 @@ constexpr SystemPriorityClass kSystemPriorityClasses[] = {
      "node if necessary."},
 };
 constexpr char kDefaultPreemptionPolicy[] = "PreemptLowerPriority";
+
+// Runs an asynchronous write and waits for its result.
+absl::StatusOr<ObjectPtr> Await(const std::function<void(ResourceStore::Done)>& start) {
+  auto result = std::make_shared<std::promise<absl::StatusOr<ObjectPtr>>>();
+  std::future<absl::StatusOr<ObjectPtr>> future = result->get_future();
+  start([result](absl::StatusOr<ObjectPtr> r) { result->set_value(std::move(r)); });
+  return future.get();
+}
 
 std::string CacheKey(const std::string& ns, const std::string& name) {
   return absl::StrCat(ns, "/", name);
@@ -410,56 +418,62 @@ absl::Status ResourceStore::ValidateObject(const api::ResourceInfo& info, const 
   return api::Invalid(Ref(info, api::Meta(object).name()), causes);
 }
 
-absl::StatusOr<ObjectPtr> ResourceStore::Write(const api::ResourceInfo& info, Message* object,
-                                               int64_t expected_revision, bool dry_run) {
+void ResourceStore::WriteAsync(const api::ResourceInfo& info, Message* object,
+                               int64_t expected_revision, bool dry_run, Done done) {
   ObjectMeta* meta = api::MutableMeta(object);
   meta->clear_resource_version();
   std::string bytes = Serialize(*object);
   if (bytes.size() > options_.max_object_bytes) {
-    return api::RequestEntityTooLarge(absl::StrCat("Request entity too large: ", info.kind, " \"",
-                                                   meta->name(), "\" is ", bytes.size(),
-                                                   " bytes; the limit is ",
-                                                   options_.max_object_bytes));
+    return done(api::RequestEntityTooLarge(absl::StrCat(
+        "Request entity too large: ", info.kind, " \"", meta->name(), "\" is ", bytes.size(),
+        " bytes; the limit is ", options_.max_object_bytes)));
   }
   if (dry_run) {
     int64_t revision = expected_revision > 0 ? expected_revision : 0;
     meta->set_resource_version(revision ? absl::StrCat(revision) : "");
     std::unique_ptr<Message> copy(object->New());
     copy->CopyFrom(*object);
-    return std::make_shared<const CachedObject>(std::move(copy), revision);
+    return done(std::make_shared<const CachedObject>(std::move(copy), revision));
   }
   // The cache's object for this write is built here, on the request's thread; the commit
   // observer (OnCommit, on the store's single commit thread) only stamps its revision.
   auto cached = std::make_shared<CachedObject>(*object, bytes);
-  absl::StatusOr<int64_t> revision = store_->Commit(
-      {StorageKey(info, meta->namespace_(), meta->name()), std::move(bytes), expected_revision,
-       cached});
-  if (!revision.ok()) {
-    switch (revision.status().code()) {
-      case absl::StatusCode::kAlreadyExists: return api::AlreadyExists(Ref(info, meta->name()));
-      case absl::StatusCode::kNotFound: return api::NotFound(Ref(info, meta->name()));
-      case absl::StatusCode::kAborted:
-        return api::Conflict(Ref(info, meta->name()),
-                             "the object has been modified; please apply your changes to the "
-                             "latest version and try again");
-      default: return api::ServiceUnavailable(revision.status().message());
+  storage::Write write{StorageKey(info, meta->namespace_(), meta->name()), std::move(bytes),
+                       expected_revision, cached};
+  store_->CommitAsync(std::move(write), [&info, name = meta->name(), cached,
+                                         done = std::move(done)](absl::StatusOr<int64_t> revision) {
+    if (!revision.ok()) {
+      switch (revision.status().code()) {
+        case absl::StatusCode::kAlreadyExists: return done(api::AlreadyExists(Ref(info, name)));
+        case absl::StatusCode::kNotFound: return done(api::NotFound(Ref(info, name)));
+        case absl::StatusCode::kAborted:
+          return done(api::Conflict(Ref(info, name),
+                                    "the object has been modified; please apply your changes to "
+                                    "the latest version and try again"));
+        default: return done(api::ServiceUnavailable(revision.status().message()));
+      }
     }
-  }
-  // The observer stamped it and put it in the cache before Commit returned (unless there is no
-  // observer yet, and then no one else has it).
-  if (cached->mod_revision() == 0) cached->Stamp(*revision);
-  return cached;
+    // The observer stamped it and put it in the cache before this runs (unless there is no
+    // observer yet, and then no one else has it).
+    if (cached->mod_revision() == 0) cached->Stamp(*revision);
+    done(ObjectPtr(cached));
+  });
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
                                                 const std::string& ns,
                                                 std::unique_ptr<Message> object, bool dry_run) {
+  return Await([&](Done done) { CreateAsync(info, ns, std::move(object), dry_run, done); });
+}
+
+void ResourceStore::CreateAsync(const api::ResourceInfo& info, const std::string& ns,
+                                std::unique_ptr<Message> object, bool dry_run, Done done) {
   ObjectMeta* meta = api::MutableMeta(object.get());
   if (info.namespaced) {
     if (meta->namespace_().empty()) meta->set_namespace_(ns);
     if (meta->namespace_() != ns) {
-      return api::BadRequest(
-          "the namespace of the provided object does not match the namespace sent on the request");
+      return done(api::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the request"));
     }
   } else {
     meta->clear_namespace_();
@@ -481,25 +495,34 @@ absl::StatusOr<ObjectPtr> ResourceStore::Create(const api::ResourceInfo& info,
   if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(object.get())) {
     registry::AddDefaultTolerations(pod, options_.default_toleration_seconds);
     absl::Status s = AdmitPodPriority(pod);
-    if (!s.ok()) return s;
+    if (!s.ok()) return done(s);
   } else if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(object.get())) {
     absl::Status s = CheckGlobalDefault(info, *pc, false);
-    if (!s.ok()) return s;
+    if (!s.ok()) return done(s);
   }
   absl::Status invalid = ValidateObject(info, *object, nullptr);
-  if (!invalid.ok()) return invalid;
+  if (!invalid.ok()) return done(invalid);
   if (info.namespaced) {
     absl::Status s = CheckNamespace(meta->namespace_());
-    if (!s.ok()) return s;
+    if (!s.ok()) return done(s);
   }
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<ObjectPtr> written = Write(info, object.get(), storage::kMustNotExist, dry_run);
-    if (written.ok() || !generated || attempt >= kGenerateNameRetries ||
-        written.status().code() != absl::StatusCode::kAlreadyExists) {
-      return written;
-    }
-    meta->set_name(meta->generate_name() + RandomSuffix());
-  }
+  WriteCreated(info, std::move(object), generated, 0, dry_run, std::move(done));
+}
+
+void ResourceStore::WriteCreated(const api::ResourceInfo& info, std::shared_ptr<Message> object,
+                                 bool generated, int attempt, bool dry_run, Done done) {
+  Message* raw = object.get();
+  WriteAsync(info, raw, storage::kMustNotExist, dry_run,
+             [this, &info, object = std::move(object), generated, attempt, dry_run,
+              done = std::move(done)](absl::StatusOr<ObjectPtr> written) {
+               if (written.ok() || !generated || attempt >= kGenerateNameRetries ||
+                   written.status().code() != absl::StatusCode::kAlreadyExists) {
+                 return done(std::move(written));
+               }
+               ObjectMeta* meta = api::MutableMeta(object.get());
+               meta->set_name(meta->generate_name() + RandomSuffix());
+               WriteCreated(info, object, generated, attempt + 1, dry_run, done);
+             });
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Get(const api::ResourceInfo& info, const std::string& ns,
@@ -647,176 +670,203 @@ absl::Status ResourceStore::CheckGlobalDefault(
                                      " is already marked as default. Only one default can exist"));
 }
 
-absl::StatusOr<ObjectPtr> ResourceStore::UpdateWith(
-    const api::ResourceInfo& info, const std::string& ns, const std::string& name,
-    const std::function<absl::StatusOr<std::unique_ptr<Message>>(const CachedObject& current)>&
-        mutate,
-    UpdateScope scope, bool dry_run) {
+void ResourceStore::UpdateWith(const api::ResourceInfo& info, const std::string& ns,
+                               const std::string& name, Mutate mutate, UpdateScope scope,
+                               bool dry_run, Done done) {
   const bool status = scope == UpdateScope::kStatus;
-  if (status && !info.HasStatus()) return api::MethodNotSupported(Ref(info, name), "status update");
+  if (status && !info.HasStatus()) {
+    return done(api::MethodNotSupported(Ref(info, name), "status update"));
+  }
   std::string key = CacheKey(info.namespaced ? ns : "", name);
-  for (int attempt = 0;; ++attempt) {
-    ObjectPtr current = cache(info).Get(key);
-    if (current == nullptr) return api::NotFound(Ref(info, name));
-    absl::StatusOr<std::unique_ptr<Message>> changed = mutate(*current);
-    if (!changed.ok()) return changed.status();
-    std::unique_ptr<Message> next = std::move(*changed);
-    const std::shared_ptr<const Message> old_object = current->object();
-    const Message& old = *old_object;
-    const ObjectMeta& old_meta = api::Meta(old);
-    ObjectMeta* meta = api::MutableMeta(next.get());
+  ObjectPtr current = cache(info).Get(key);
+  if (current == nullptr) return done(api::NotFound(Ref(info, name)));
+  absl::StatusOr<std::unique_ptr<Message>> changed = mutate(*current);
+  if (!changed.ok()) return done(changed.status());
+  std::unique_ptr<Message> next = std::move(*changed);
+  const std::shared_ptr<const Message> old_object = current->object();
+  const Message& old = *old_object;
+  const ObjectMeta& old_meta = api::Meta(old);
+  ObjectMeta* meta = api::MutableMeta(next.get());
 
-    // A client that names a resourceVersion gets Conflict when it is stale; one that does not gets
-    // an unconditional update (retried here on races), as Kubernetes allows for built-in kinds.
-    bool conditional = !meta->resource_version().empty();
-    if (conditional && meta->resource_version() != old_meta.resource_version()) {
-      return api::Conflict(Ref(info, name),
-                           "the object has been modified; please apply your changes to the latest "
-                           "version and try again");
-    }
-    if (!meta->name().empty() && meta->name() != name) {
-      return api::BadRequest("the name of the object does not match the name on the URL");
-    }
-    if (info.namespaced && !meta->namespace_().empty() && meta->namespace_() != ns) {
-      return api::BadRequest(
-          "the namespace of the provided object does not match the namespace sent on the request");
-    }
+  // A client that names a resourceVersion gets Conflict when it is stale; one that does not gets
+  // an unconditional update (retried here on races), as Kubernetes allows for built-in kinds.
+  bool conditional = !meta->resource_version().empty();
+  if (conditional && meta->resource_version() != old_meta.resource_version()) {
+    return done(api::Conflict(Ref(info, name),
+                              "the object has been modified; please apply your changes to the "
+                              "latest version and try again"));
+  }
+  if (!meta->name().empty() && meta->name() != name) {
+    return done(api::BadRequest("the name of the object does not match the name on the URL"));
+  }
+  if (info.namespaced && !meta->namespace_().empty() && meta->namespace_() != ns) {
+    return done(api::BadRequest(
+        "the namespace of the provided object does not match the namespace sent on the request"));
+  }
 
-    if (status) {
-      // The status subresource changes status only: everything else comes from the stored object.
-      std::unique_ptr<Message> merged(old.New());
-      merged->CopyFrom(old);
-      const auto* field = StatusField(old);
-      merged->GetReflection()->ClearField(merged.get(), field);
-      if (next->GetReflection()->HasField(*next, field)) {
-        merged->GetReflection()->MutableMessage(merged.get(), field)->CopyFrom(
-            next->GetReflection()->GetMessage(*next, field));
-      }
-      next = std::move(merged);
-      meta = api::MutableMeta(next.get());
-    } else if (scope == UpdateScope::kMain) {
-      // Server-owned metadata is kept; status changes only through the status subresource.
-      meta->set_name(name);
-      meta->set_namespace_(old_meta.namespace_());
-      meta->set_uid(old_meta.uid());
-      *meta->mutable_creation_timestamp() = old_meta.creation_timestamp();
-      if (old_meta.has_deletion_timestamp()) {
-        *meta->mutable_deletion_timestamp() = old_meta.deletion_timestamp();
-      } else {
-        meta->clear_deletion_timestamp();
-      }
-      if (old_meta.has_deletion_grace_period_seconds()) {
-        meta->set_deletion_grace_period_seconds(old_meta.deletion_grace_period_seconds());
-      } else {
-        meta->clear_deletion_grace_period_seconds();
-      }
-      meta->set_generation(old_meta.generation());
-      if (info.HasStatus()) {
-        const auto* field = StatusField(old);
-        next->GetReflection()->ClearField(next.get(), field);
-        if (old.GetReflection()->HasField(old, field)) {
-          next->GetReflection()->MutableMessage(next.get(), field)->CopyFrom(
-              old.GetReflection()->GetMessage(old, field));
-        }
-      }
-      api::SetTypeMeta(info, next.get());
-      registry::SetDefaults(next.get());
-      if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
-        // Admission runs on updates too, as Kubernetes' DefaultTolerationSeconds does: adding
-        // tolerations is an update the pod rules allow.
-        registry::AddDefaultTolerations(pod, options_.default_toleration_seconds);
-        // Priority admission set these on create: an update that leaves them out keeps them
-        // (changing them is refused by the pod update rules).
-        const auto& old_spec = static_cast<const capstan::core::v1::Pod&>(old).spec();
-        if (!pod->spec().has_priority() && old_spec.has_priority()) {
-          pod->mutable_spec()->set_priority(old_spec.priority());
-        }
-        if (!pod->spec().has_preemption_policy() && old_spec.has_preemption_policy()) {
-          pod->mutable_spec()->set_preemption_policy(old_spec.preemption_policy());
-        }
-      }
-      if (DesiredState(*next) != DesiredState(old)) meta->set_generation(old_meta.generation() + 1);
-      if (old_meta.has_deletion_timestamp()) {
-        for (const auto& f : meta->finalizers()) {
-          if (!HasFinalizer(old_meta, f)) {
-            return api::Forbidden(Ref(info, name),
-                                  "no new finalizers can be added if the object is being deleted");
-          }
-        }
-      }
+  if (status) {
+    // The status subresource changes status only: everything else comes from the stored object.
+    std::unique_ptr<Message> merged(old.New());
+    merged->CopyFrom(old);
+    const auto* field = StatusField(old);
+    merged->GetReflection()->ClearField(merged.get(), field);
+    if (next->GetReflection()->HasField(*next, field)) {
+      merged->GetReflection()->MutableMessage(merged.get(), field)->CopyFrom(
+          next->GetReflection()->GetMessage(*next, field));
     }
-    meta->set_resource_version(old_meta.resource_version());
-    // A server subresource (binding) makes changes a user's update may not (spec.nodeName): the
-    // update rules do not apply to it; the object must still be valid.
-    if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(next.get())) {
-      absl::Status s = CheckGlobalDefault(info, *pc, true);
-      if (!s.ok()) return s;
-    }
-    absl::Status invalid =
-        ValidateObject(info, *next, scope == UpdateScope::kWhole ? nullptr : &old);
-    if (!invalid.ok()) return invalid;
-
-    absl::StatusOr<ObjectPtr> written;
-    if (ReadyToRemove(*next)) {
-      // The last finalizer is gone: the deletion that was waiting for it completes now.
-      if (dry_run) return current;
-      absl::StatusOr<int64_t> rev =
-          store_->Commit({StorageKey(info, meta->namespace_(), name), std::nullopt,
-                          current->mod_revision()});
-      if (rev.ok()) {
-        meta->set_resource_version(absl::StrCat(*rev));
-        return std::make_shared<const CachedObject>(std::move(next), *rev);
-      }
-      written = api::Conflict(Ref(info, name), "the object has been modified");
-      if (rev.status().code() == absl::StatusCode::kNotFound) return api::NotFound(Ref(info, name));
+    next = std::move(merged);
+    meta = api::MutableMeta(next.get());
+  } else if (scope == UpdateScope::kMain) {
+    // Server-owned metadata is kept; status changes only through the status subresource.
+    meta->set_name(name);
+    meta->set_namespace_(old_meta.namespace_());
+    meta->set_uid(old_meta.uid());
+    *meta->mutable_creation_timestamp() = old_meta.creation_timestamp();
+    if (old_meta.has_deletion_timestamp()) {
+      *meta->mutable_deletion_timestamp() = old_meta.deletion_timestamp();
     } else {
-      if (Serialize(old) == Serialize(*next)) {
-        return current;  // a no-op update writes nothing and keeps the resourceVersion
-      }
-      written = Write(info, next.get(), current->mod_revision(), dry_run);
+      meta->clear_deletion_timestamp();
     }
-    if (written.ok() || written.status().code() != absl::StatusCode::kAborted || conditional ||
-        attempt >= kUpdateRetries) {
-      return written;
+    if (old_meta.has_deletion_grace_period_seconds()) {
+      meta->set_deletion_grace_period_seconds(old_meta.deletion_grace_period_seconds());
+    } else {
+      meta->clear_deletion_grace_period_seconds();
+    }
+    meta->set_generation(old_meta.generation());
+    if (info.HasStatus()) {
+      const auto* field = StatusField(old);
+      next->GetReflection()->ClearField(next.get(), field);
+      if (old.GetReflection()->HasField(old, field)) {
+        next->GetReflection()->MutableMessage(next.get(), field)->CopyFrom(
+            old.GetReflection()->GetMessage(old, field));
+      }
+    }
+    api::SetTypeMeta(info, next.get());
+    registry::SetDefaults(next.get());
+    if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
+      // Admission runs on updates too, as Kubernetes' DefaultTolerationSeconds does: adding
+      // tolerations is an update the pod rules allow.
+      registry::AddDefaultTolerations(pod, options_.default_toleration_seconds);
+      // Priority admission set these on create: an update that leaves them out keeps them
+      // (changing them is refused by the pod update rules).
+      const auto& old_spec = static_cast<const capstan::core::v1::Pod&>(old).spec();
+      if (!pod->spec().has_priority() && old_spec.has_priority()) {
+        pod->mutable_spec()->set_priority(old_spec.priority());
+      }
+      if (!pod->spec().has_preemption_policy() && old_spec.has_preemption_policy()) {
+        pod->mutable_spec()->set_preemption_policy(old_spec.preemption_policy());
+      }
+    }
+    if (DesiredState(*next) != DesiredState(old)) meta->set_generation(old_meta.generation() + 1);
+    if (old_meta.has_deletion_timestamp()) {
+      for (const auto& f : meta->finalizers()) {
+        if (!HasFinalizer(old_meta, f)) {
+          return done(api::Forbidden(
+              Ref(info, name), "no new finalizers can be added if the object is being deleted"));
+        }
+      }
     }
   }
+  meta->set_resource_version(old_meta.resource_version());
+  // A server subresource (binding) makes changes a user's update may not (spec.nodeName): the
+  // update rules do not apply to it; the object must still be valid.
+  if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(next.get())) {
+    absl::Status s = CheckGlobalDefault(info, *pc, true);
+    if (!s.ok()) return done(s);
+  }
+  absl::Status invalid =
+      ValidateObject(info, *next, scope == UpdateScope::kWhole ? nullptr : &old);
+  if (!invalid.ok()) return done(invalid);
+
+  // An unconditional update that lost a race to another writer is tried again on the fresher
+  // object, for as long as it keeps losing, as Kubernetes' GuaranteedUpdate does: every round
+  // lets one of the racing writers through, so they all finish.
+  Done retry = [this, &info, ns, name, mutate, scope, dry_run, conditional,
+                done](absl::StatusOr<ObjectPtr> written) {
+    if (written.ok() || written.status().code() != absl::StatusCode::kAborted || conditional) {
+      return done(std::move(written));
+    }
+    UpdateWith(info, ns, name, mutate, scope, dry_run, done);
+  };
+  if (ReadyToRemove(*next)) {
+    // The last finalizer is gone: the deletion that was waiting for it completes now.
+    if (dry_run) return done(current);
+    std::shared_ptr<Message> deleted(std::move(next));
+    store_->CommitAsync(
+        {StorageKey(info, meta->namespace_(), name), std::nullopt, current->mod_revision()},
+        [&info, name, deleted, retry](absl::StatusOr<int64_t> rev) {
+          if (rev.ok()) {
+            std::unique_ptr<Message> last(deleted->New());
+            last->CopyFrom(*deleted);
+            api::MutableMeta(last.get())->set_resource_version(absl::StrCat(*rev));
+            return retry(std::make_shared<const CachedObject>(std::move(last), *rev));
+          }
+          if (rev.status().code() == absl::StatusCode::kNotFound) {
+            return retry(api::NotFound(Ref(info, name)));
+          }
+          retry(api::Conflict(Ref(info, name), "the object has been modified"));
+        });
+    return;
+  }
+  if (Serialize(old) == Serialize(*next)) {
+    return done(current);  // a no-op update writes nothing and keeps the resourceVersion
+  }
+  WriteAsync(info, next.get(), current->mod_revision(), dry_run, retry);
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Update(const api::ResourceInfo& info,
                                                 const std::string& ns,
                                                 std::unique_ptr<Message> object, bool status,
                                                 bool dry_run) {
+  return Await(
+      [&](Done done) { UpdateAsync(info, ns, std::move(object), status, dry_run, done); });
+}
+
+void ResourceStore::UpdateAsync(const api::ResourceInfo& info, const std::string& ns,
+                                std::unique_ptr<Message> object, bool status, bool dry_run,
+                                Done done) {
   std::string name = api::Meta(*object).name();
   if (name.empty()) {
-    return api::Invalid(Ref(info, name), {{"FieldValueRequired", "metadata.name",
-                                           "metadata.name: Required value: name is required"}});
+    return done(api::Invalid(Ref(info, name),
+                             {{"FieldValueRequired", "metadata.name",
+                               "metadata.name: Required value: name is required"}}));
   }
   std::shared_ptr<Message> given(std::move(object));
-  return UpdateWith(
+  UpdateWith(
       info, ns, name,
-      [&](const CachedObject&) -> absl::StatusOr<std::unique_ptr<Message>> {
+      [given](const CachedObject&) -> absl::StatusOr<std::unique_ptr<Message>> {
         std::unique_ptr<Message> copy(given->New());
         copy->CopyFrom(*given);
         return copy;
       },
-      status ? UpdateScope::kStatus : UpdateScope::kMain, dry_run);
+      status ? UpdateScope::kStatus : UpdateScope::kMain, dry_run, std::move(done));
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Patch(const api::ResourceInfo& info,
                                                const std::string& ns, const std::string& name,
                                                PatchType type, const std::string& patch,
                                                bool status, bool dry_run) {
-  nlohmann::json patch_json = nlohmann::json::parse(patch, nullptr, false);
-  if (patch_json.is_discarded()) return api::BadRequest("the patch is not valid JSON");
+  return Await(
+      [&](Done done) { PatchAsync(info, ns, name, type, patch, status, dry_run, done); });
+}
+
+void ResourceStore::PatchAsync(const api::ResourceInfo& info, const std::string& ns,
+                               const std::string& name, PatchType type, const std::string& patch,
+                               bool status, bool dry_run, Done done) {
+  auto parsed = std::make_shared<nlohmann::json>(nlohmann::json::parse(patch, nullptr, false));
+  const nlohmann::json& patch_json = *parsed;
+  if (patch_json.is_discarded()) return done(api::BadRequest("the patch is not valid JSON"));
   if (type == PatchType::kMerge && !patch_json.is_object()) {
-    return api::BadRequest("a merge patch must be a JSON object");
+    return done(api::BadRequest("a merge patch must be a JSON object"));
   }
   if (type == PatchType::kJson && !patch_json.is_array()) {
-    return api::BadRequest("a JSON patch must be an array of operations");
+    return done(api::BadRequest("a JSON patch must be an array of operations"));
   }
-  return UpdateWith(
+  UpdateWith(
       info, ns, name,
-      [&](const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
+      [this, &info, name, type, parsed](
+          const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
+        const nlohmann::json& patch_json = *parsed;
         nlohmann::json doc = api::MessageToJson(*current.object());
         // The patch decides whether the update is conditional: keep its resourceVersion only.
         doc["metadata"].erase("resourceVersion");
@@ -837,24 +887,31 @@ absl::StatusOr<ObjectPtr> ResourceStore::Patch(const api::ResourceInfo& info,
         }
         return next;
       },
-      status ? UpdateScope::kStatus : UpdateScope::kMain, dry_run);
+      status ? UpdateScope::kStatus : UpdateScope::kMain, dry_run, std::move(done));
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Bind(const std::string& ns, const std::string& pod_name,
                                               const capstan::core::v1::Binding& binding,
                                               bool dry_run) {
+  return Await([&](Done done) { BindAsync(ns, pod_name, binding, dry_run, done); });
+}
+
+void ResourceStore::BindAsync(const std::string& ns, const std::string& pod_name,
+                              const capstan::core::v1::Binding& binding, bool dry_run,
+                              Done done) {
   const api::ResourceInfo& info = *scheme_.ByKind("v1", "Pod");
   if (binding.target().name().empty()) {
-    return api::Invalid(Ref(info, pod_name),
-                        {{"FieldValueRequired", "target.name",
-                          "target.name: Required value: the node to bind to"}});
+    return done(api::Invalid(Ref(info, pod_name),
+                             {{"FieldValueRequired", "target.name",
+                               "target.name: Required value: the node to bind to"}}));
   }
   if (!binding.metadata().name().empty() && binding.metadata().name() != pod_name) {
-    return api::BadRequest("the name of the binding does not match the name of the pod");
+    return done(api::BadRequest("the name of the binding does not match the name of the pod"));
   }
-  return UpdateWith(
+  UpdateWith(
       info, ns, pod_name,
-      [&](const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
+      [&info, pod_name, binding](
+          const CachedObject& current) -> absl::StatusOr<std::unique_ptr<Message>> {
         auto pod = std::make_unique<capstan::core::v1::Pod>(
             static_cast<const capstan::core::v1::Pod&>(*current.object()));
         if (!binding.metadata().uid().empty() && binding.metadata().uid() != pod->metadata().uid()) {
@@ -884,99 +941,121 @@ absl::StatusOr<ObjectPtr> ResourceStore::Bind(const std::string& ns, const std::
         pod->mutable_metadata()->clear_resource_version();
         return pod;
       },
-      UpdateScope::kWhole, dry_run);
+      UpdateScope::kWhole, dry_run, std::move(done));
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,
                                                 const std::string& ns, const std::string& name,
                                                 const DeleteOptions& options) {
-  std::string key = CacheKey(info.namespaced ? ns : "", name);
+  return Await([&](Done done) { DeleteAsync(info, ns, name, options, done); });
+}
+
+void ResourceStore::DeleteAsync(const api::ResourceInfo& info, const std::string& ns,
+                                const std::string& name, const DeleteOptions& options,
+                                Done done) {
   const std::string& policy = options.propagation_policy;
   if (!policy.empty() && policy != "Orphan" && policy != "Background" && policy != "Foreground") {
-    return api::Invalid(Ref(info, name),
-                        {{"FieldValueNotSupported", "propagationPolicy",
-                          absl::StrCat("propagationPolicy: Unsupported value: \"", policy,
-                                       "\": supported values: \"Foreground\", \"Background\", "
-                                       "\"Orphan\"")}});
+    return done(api::Invalid(
+        Ref(info, name),
+        {{"FieldValueNotSupported", "propagationPolicy",
+          absl::StrCat("propagationPolicy: Unsupported value: \"", policy,
+                       "\": supported values: \"Foreground\", \"Background\", \"Orphan\"")}}));
   }
-  for (int attempt = 0;; ++attempt) {
-    ObjectPtr current = cache(info).Get(key);
-    if (current == nullptr) return api::NotFound(Ref(info, name));
-    const std::shared_ptr<const Message> old_object = current->object();
-    const ObjectMeta& old_meta = api::Meta(*old_object);
-    if (!options.precondition_uid.empty() && options.precondition_uid != old_meta.uid()) {
-      return api::Conflict(Ref(info, name),
-                           absl::StrCat("Precondition failed: UID in precondition: ",
-                                        options.precondition_uid,
-                                        ", UID in object meta: ", old_meta.uid()));
-    }
-    if (!options.precondition_resource_version.empty() &&
-        options.precondition_resource_version != old_meta.resource_version()) {
-      return api::Conflict(Ref(info, name),
-                           absl::StrCat("Precondition failed: ResourceVersion in precondition: ",
-                                        options.precondition_resource_version,
-                                        ", ResourceVersion in object meta: ",
-                                        old_meta.resource_version()));
-    }
+  DeleteAttempt(info, ns, name, options, std::move(done));
+}
 
-    std::unique_ptr<Message> next(old_object->New());
-    next->CopyFrom(*old_object);
-    ObjectMeta* meta = api::MutableMeta(next.get());
-
-    // How long the object lingers: pods bound to a node get their grace period so the node agent
-    // can stop them; everything else goes at once unless a finalizer holds it.
-    int64_t grace = 0;
-    if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
-      grace = options.grace_period_seconds.value_or(
-          pod->spec().has_termination_grace_period_seconds()
-              ? pod->spec().termination_grace_period_seconds()
-              : 30);
-      const std::string& phase = pod->status().phase();
-      if (pod->spec().node_name().empty() || phase == "Succeeded" || phase == "Failed") grace = 0;
-      if (grace < 0) grace = 0;
-    }
-    if (policy == "Orphan" && !HasFinalizer(*meta, "orphan")) meta->add_finalizers("orphan");
-    if (policy == "Foreground" && !HasFinalizer(*meta, "foregroundDeletion")) {
-      meta->add_finalizers("foregroundDeletion");
-    }
-    auto* ns_object = dynamic_cast<capstan::core::v1::Namespace*>(next.get());
-    bool lingers = meta->finalizers_size() > 0 || grace > 0 ||
-                   (ns_object != nullptr && ns_object->spec().finalizers_size() > 0);
-
-    absl::StatusOr<ObjectPtr> result;
-    if (!lingers) {
-      if (options.dry_run) return current;
-      absl::StatusOr<int64_t> rev = store_->Commit(
-          {StorageKey(info, old_meta.namespace_(), name), std::nullopt, current->mod_revision()});
-      if (rev.ok()) {
-        meta->set_resource_version(absl::StrCat(*rev));
-        return std::make_shared<const CachedObject>(std::move(next), *rev);
-      }
-      if (rev.status().code() == absl::StatusCode::kNotFound) return api::NotFound(Ref(info, name));
-      result = api::Conflict(Ref(info, name), "the object has been modified");
-      if (rev.status().code() != absl::StatusCode::kAborted) {
-        return api::ServiceUnavailable(rev.status().message());
-      }
-    } else {
-      if (old_meta.has_deletion_timestamp()) {
-        // Already terminating: a shorter grace period may be asked for, nothing else changes.
-        if (!meta->has_deletion_grace_period_seconds() ||
-            grace >= meta->deletion_grace_period_seconds()) {
-          if (Serialize(*next) == Serialize(*old_object)) return current;
-        }
-      }
-      capstan::meta::v1::Time when = Now();
-      when.set_seconds(when.seconds() + grace);
-      if (!old_meta.has_deletion_timestamp() || grace < meta->deletion_grace_period_seconds()) {
-        *meta->mutable_deletion_timestamp() = when;
-        meta->set_deletion_grace_period_seconds(grace);
-      }
-      if (ns_object != nullptr) ns_object->mutable_status()->set_phase("Terminating");
-      result = Write(info, next.get(), current->mod_revision(), options.dry_run);
-      if (result.ok() || result.status().code() != absl::StatusCode::kAborted) return result;
-    }
-    if (attempt >= kUpdateRetries) return result;
+void ResourceStore::DeleteAttempt(const api::ResourceInfo& info, const std::string& ns,
+                                  const std::string& name, const DeleteOptions& options,
+                                  Done done) {
+  std::string key = CacheKey(info.namespaced ? ns : "", name);
+  const std::string& policy = options.propagation_policy;
+  ObjectPtr current = cache(info).Get(key);
+  if (current == nullptr) return done(api::NotFound(Ref(info, name)));
+  const std::shared_ptr<const Message> old_object = current->object();
+  const ObjectMeta& old_meta = api::Meta(*old_object);
+  if (!options.precondition_uid.empty() && options.precondition_uid != old_meta.uid()) {
+    return done(api::Conflict(Ref(info, name),
+                              absl::StrCat("Precondition failed: UID in precondition: ",
+                                           options.precondition_uid,
+                                           ", UID in object meta: ", old_meta.uid())));
   }
+  if (!options.precondition_resource_version.empty() &&
+      options.precondition_resource_version != old_meta.resource_version()) {
+    return done(api::Conflict(Ref(info, name),
+                              absl::StrCat("Precondition failed: ResourceVersion in precondition: ",
+                                           options.precondition_resource_version,
+                                           ", ResourceVersion in object meta: ",
+                                           old_meta.resource_version())));
+  }
+
+  std::unique_ptr<Message> next(old_object->New());
+  next->CopyFrom(*old_object);
+  ObjectMeta* meta = api::MutableMeta(next.get());
+
+  // How long the object lingers: pods bound to a node get their grace period so the node agent
+  // can stop them; everything else goes at once unless a finalizer holds it.
+  int64_t grace = 0;
+  if (auto* pod = dynamic_cast<capstan::core::v1::Pod*>(next.get())) {
+    grace = options.grace_period_seconds.value_or(
+        pod->spec().has_termination_grace_period_seconds()
+            ? pod->spec().termination_grace_period_seconds()
+            : 30);
+    const std::string& phase = pod->status().phase();
+    if (pod->spec().node_name().empty() || phase == "Succeeded" || phase == "Failed") grace = 0;
+    if (grace < 0) grace = 0;
+  }
+  if (policy == "Orphan" && !HasFinalizer(*meta, "orphan")) meta->add_finalizers("orphan");
+  if (policy == "Foreground" && !HasFinalizer(*meta, "foregroundDeletion")) {
+    meta->add_finalizers("foregroundDeletion");
+  }
+  auto* ns_object = dynamic_cast<capstan::core::v1::Namespace*>(next.get());
+  bool lingers = meta->finalizers_size() > 0 || grace > 0 ||
+                 (ns_object != nullptr && ns_object->spec().finalizers_size() > 0);
+
+  // A deletion that lost a race to another writer is tried again on the fresher object (until
+  // it wins, as an unconditional update is).
+  Done retry = [this, &info, ns, name, options, done](absl::StatusOr<ObjectPtr> result) {
+    if (result.ok() || result.status().code() != absl::StatusCode::kAborted) {
+      return done(std::move(result));
+    }
+    DeleteAttempt(info, ns, name, options, done);
+  };
+  if (!lingers) {
+    if (options.dry_run) return done(current);
+    std::shared_ptr<Message> deleted(std::move(next));
+    store_->CommitAsync(
+        {StorageKey(info, old_meta.namespace_(), name), std::nullopt, current->mod_revision()},
+        [&info, name, deleted, retry](absl::StatusOr<int64_t> rev) {
+          if (rev.ok()) {
+            std::unique_ptr<Message> last(deleted->New());
+            last->CopyFrom(*deleted);
+            api::MutableMeta(last.get())->set_resource_version(absl::StrCat(*rev));
+            return retry(std::make_shared<const CachedObject>(std::move(last), *rev));
+          }
+          switch (rev.status().code()) {
+            case absl::StatusCode::kNotFound: return retry(api::NotFound(Ref(info, name)));
+            case absl::StatusCode::kAborted:
+              return retry(api::Conflict(Ref(info, name), "the object has been modified"));
+            default: return retry(api::ServiceUnavailable(rev.status().message()));
+          }
+        });
+    return;
+  }
+  if (old_meta.has_deletion_timestamp()) {
+    // Already terminating: a shorter grace period may be asked for, nothing else changes.
+    if (!meta->has_deletion_grace_period_seconds() ||
+        grace >= meta->deletion_grace_period_seconds()) {
+      if (Serialize(*next) == Serialize(*old_object)) return done(current);
+    }
+  }
+  capstan::meta::v1::Time when = Now();
+  when.set_seconds(when.seconds() + grace);
+  if (!old_meta.has_deletion_timestamp() || grace < meta->deletion_grace_period_seconds()) {
+    *meta->mutable_deletion_timestamp() = when;
+    meta->set_deletion_grace_period_seconds(grace);
+  }
+  if (ns_object != nullptr) ns_object->mutable_status()->set_phase("Terminating");
+  WriteAsync(info, next.get(), current->mod_revision(), options.dry_run, retry);
 }
 
 absl::StatusOr<std::shared_ptr<Watcher>> ResourceStore::Watch(const api::ResourceInfo& info,

@@ -77,8 +77,16 @@ class ResourceStore {
   // PriorityClasses (system-cluster-critical, system-node-critical) exist.
   absl::Status Start();
 
+  // Writes come in two forms. The asynchronous one (XxxAsync) calls `done` with the result once
+  // the write is durable (or refused), from the store's commit thread or, when nothing had to be
+  // written, from the caller's; `done` must be short and must not block. It lets the server keep
+  // hundreds of writes in flight without a thread per write. The plain form waits for it.
+  using Done = std::function<void(absl::StatusOr<ObjectPtr>)>;
+
   absl::StatusOr<ObjectPtr> Create(const api::ResourceInfo& info, const std::string& ns,
                                    std::unique_ptr<google::protobuf::Message> object, bool dry_run);
+  void CreateAsync(const api::ResourceInfo& info, const std::string& ns,
+                   std::unique_ptr<google::protobuf::Message> object, bool dry_run, Done done);
   absl::StatusOr<ObjectPtr> Get(const api::ResourceInfo& info, const std::string& ns,
                                 const std::string& name);
   absl::StatusOr<ListResult> List(const api::ResourceInfo& info, const std::string& ns,
@@ -87,18 +95,27 @@ class ResourceStore {
   absl::StatusOr<ObjectPtr> Update(const api::ResourceInfo& info, const std::string& ns,
                                    std::unique_ptr<google::protobuf::Message> object, bool status,
                                    bool dry_run);
+  void UpdateAsync(const api::ResourceInfo& info, const std::string& ns,
+                   std::unique_ptr<google::protobuf::Message> object, bool status, bool dry_run,
+                   Done done);
   absl::StatusOr<ObjectPtr> Patch(const api::ResourceInfo& info, const std::string& ns,
                                   const std::string& name, PatchType type, const std::string& patch,
                                   bool status, bool dry_run);
+  void PatchAsync(const api::ResourceInfo& info, const std::string& ns, const std::string& name,
+                  PatchType type, const std::string& patch, bool status, bool dry_run, Done done);
   // The pods/binding subresource: sets spec.nodeName of an unbound pod and its PodScheduled
   // condition, in one write. Conflict when the pod is already bound (so two schedulers racing
   // never bind a pod twice), or being deleted.
   absl::StatusOr<ObjectPtr> Bind(const std::string& ns, const std::string& pod_name,
                                  const capstan::core::v1::Binding& binding, bool dry_run);
+  void BindAsync(const std::string& ns, const std::string& pod_name,
+                 const capstan::core::v1::Binding& binding, bool dry_run, Done done);
   // Returns the object as deleted, or, when finalizers or a grace period keep it, as it now is
   // (with deletionTimestamp set).
   absl::StatusOr<ObjectPtr> Delete(const api::ResourceInfo& info, const std::string& ns,
                                    const std::string& name, const DeleteOptions& options);
+  void DeleteAsync(const api::ResourceInfo& info, const std::string& ns, const std::string& name,
+                   const DeleteOptions& options, Done done);
   absl::StatusOr<std::shared_ptr<Watcher>> Watch(const api::ResourceInfo& info,
                                                  const std::string& ns, const WatchOptions& options,
                                                  std::function<void()> notify);
@@ -129,14 +146,22 @@ class ResourceStore {
                                                                     const std::string& bytes,
                                                                     int64_t revision) const;
   // Stores object (without its resourceVersion) if its key's revision is still
-  // expected_revision, and returns the cache's object for it.
-  absl::StatusOr<ObjectPtr> Write(const api::ResourceInfo& info, google::protobuf::Message* object,
-                                  int64_t expected_revision, bool dry_run);
-  absl::StatusOr<ObjectPtr> UpdateWith(
-      const api::ResourceInfo& info, const std::string& ns, const std::string& name,
-      const std::function<absl::StatusOr<std::unique_ptr<google::protobuf::Message>>(
-          const CachedObject& current)>& mutate,
-      UpdateScope scope, bool dry_run);
+  // expected_revision, and passes the cache's object for it to `done`. object is only read
+  // during the call.
+  void WriteAsync(const api::ResourceInfo& info, google::protobuf::Message* object,
+                  int64_t expected_revision, bool dry_run, Done done);
+  // Writes a new object, trying other generated names while they are taken.
+  void WriteCreated(const api::ResourceInfo& info,
+                    std::shared_ptr<google::protobuf::Message> object, bool generated,
+                    int attempt, bool dry_run, Done done);
+  // Computes the next object from the current one and writes it; an unconditional update that
+  // lost a race is retried from the fresher object.
+  using Mutate = std::function<absl::StatusOr<std::unique_ptr<google::protobuf::Message>>(
+      const CachedObject& current)>;
+  void UpdateWith(const api::ResourceInfo& info, const std::string& ns, const std::string& name,
+                  Mutate mutate, UpdateScope scope, bool dry_run, Done done);
+  void DeleteAttempt(const api::ResourceInfo& info, const std::string& ns,
+                     const std::string& name, const DeleteOptions& options, Done done);
   absl::Status CheckNamespace(const std::string& ns);
   // Kubernetes' Priority admission. On pod create: resolves spec.priorityClassName (or the
   // globalDefault class) into spec.priority and spec.preemptionPolicy.

@@ -2,6 +2,8 @@
 #include "services/apiserver/resource_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "lib/api/errors.h"
 #include "lib/storage/rocksdb_store.h"
@@ -316,6 +318,69 @@ TEST_F(ResourceStoreTest, MergeAndJsonPatch) {
                                           R"({"metadata":{"resourceVersion":"1"}})", false, false)
                             .status()),
             "Conflict");
+}
+
+// The asynchronous writes, as the gRPC service drives them: many in flight from one thread, each
+// completed once, with its own result. Unconditional patches of one object race each other: the
+// losers are retried from the fresher object (on the commit thread), so no patch is lost.
+TEST_F(ResourceStoreTest, AsyncWritesInFlightCompleteOnceAndRacingPatchesAreRetried) {
+  constexpr int kPods = 200;
+  constexpr int kPatches = 50;
+  const auto& pods = Info("v1", "Pod");
+  ASSERT_TRUE(CreatePod("target").ok());
+
+  absl::Mutex mu;
+  std::vector<int> completions(kPods + kPatches, 0);
+  std::vector<absl::Status> results(kPods + kPatches);
+  auto record = [&](int i) {
+    return [&, i](absl::StatusOr<ObjectPtr> r) {
+      absl::MutexLock lock(&mu);
+      ++completions[i];
+      results[i] = r.status();
+    };
+  };
+  for (int i = 0; i < kPods; ++i) {
+    resources_->CreateAsync(pods, "default", NewPod(absl::StrCat("p", i)), false, record(i));
+    if (i < kPatches) {
+      resources_->PatchAsync(pods, "default", "target", PatchType::kMerge,
+                             absl::StrCat(R"({"metadata":{"annotations":{"a)", i, R"(":"x"}}})"),
+                             false, false, record(kPods + i));
+    }
+  }
+  // Duplicates of an existing name and a missing object fail through the callback.
+  absl::Status duplicate, missing;
+  resources_->CreateAsync(pods, "default", NewPod("p0"), false,
+                          [&](absl::StatusOr<ObjectPtr> r) {
+                            absl::MutexLock lock(&mu);
+                            duplicate = r.status();
+                          });
+  resources_->DeleteAsync(pods, "default", "nope", {}, [&](absl::StatusOr<ObjectPtr> r) {
+    absl::MutexLock lock(&mu);
+    missing = r.status();
+  });
+  {
+    absl::MutexLock lock(&mu);
+    auto all_done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      for (int c : completions) {
+        if (c == 0) return false;
+      }
+      return !duplicate.ok() && !missing.ok();
+    };
+    mu.Await(absl::Condition(&all_done));
+  }
+  absl::SleepFor(absl::Milliseconds(50));  // a second completion would arrive meanwhile
+  absl::MutexLock lock(&mu);
+  for (int i = 0; i < kPods + kPatches; ++i) {
+    EXPECT_EQ(completions[i], 1) << i;
+    EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+  }
+  EXPECT_EQ(api::Reason(duplicate), "AlreadyExists");
+  EXPECT_EQ(api::Reason(missing), "NotFound");
+  Pod target = As<Pod>(resources_->Get(pods, "default", "target"));
+  EXPECT_EQ(target.metadata().annotations_size(), kPatches);
+  for (int i = 0; i < kPods; ++i) {
+    EXPECT_TRUE(resources_->Get(pods, "default", absl::StrCat("p", i)).ok()) << i;
+  }
 }
 
 TEST_F(ResourceStoreTest, ListSelectsAndPages) {
