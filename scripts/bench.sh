@@ -17,7 +17,7 @@ BENCHMARKS=(
   "etcd_bench|bazel-bin/bench/etcd_bench"
   "apiserver_bench|bazel-bin/bench/apiserver_bench"
   "node_bench|bazel-bin/bench/node_bench --replicas=1000,10000,50000"
-  "scheduler_bench|bazel-bin/bench/scheduler_bench --nodes=5000 --pods=10000"
+  "scheduler_bench|bazel-bin/bench/scheduler_bench --nodes=5000 --pods=10000,50000"
   "controller_bench|bazel-bin/bench/controller_bench --replicas=10000"
   "pod_startup_bench|bazel-bin/bench/pod_startup_bench"
   "footprint_bench|bazel-bin/bench/footprint_bench"

@@ -46,10 +46,7 @@ std::vector<NodeScore> Framework::RunScores(const PodToSchedule& pod,
                                             const std::vector<const NodeInfo*>& nodes,
                                             const Snapshot& snapshot) const {
   std::vector<NodeScore> result(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    result[i].name = nodes[i]->name();
-    result[i].by_plugin.reserve(plugins_.scores.size());
-  }
+  for (size_t i = 0; i < nodes.size(); ++i) result[i].name = nodes[i]->name();
   std::vector<int64_t> scores(nodes.size());
   for (const WeightedScorePlugin& weighted : plugins_.scores) {
     const ScorePlugin& plugin = *weighted.plugin;
@@ -110,7 +107,7 @@ ScheduleResult Framework::Schedule(const Pod& pod_object, const Snapshot& snapsh
     if (result.scores[i].total == best) ties.push_back(i);
   }
   size_t pick = ties.size() == 1 ? ties.front() : ties[rng_->Uniform(ties.size())];
-  result.node_name = result.scores[pick].name;
+  result.node_name = std::string(result.scores[pick].name);
   return result;
 }
 

@@ -9,9 +9,11 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "services/scheduler/framework/node_info.h"
 #include "services/scheduler/framework/types.h"
 
@@ -80,12 +82,14 @@ struct Diagnosis {
 // larger first, then by text. With no nodes at all: "no nodes available to schedule pods".
 std::string FitErrorMessage(int64_t num_all_nodes, const Diagnosis& diagnosis);
 
+// Filled for every feasible node of every cycle, so it allocates nothing: the name is the
+// snapshot's (valid while the snapshot is unchanged) and the plugins' scores are inline.
 struct NodeScore {
-  std::string name;
-  int64_t total = 0;                        // weighted sum
-  // Each score plugin's normalized score, before weighting, in the order of Plugins::scores (a
-  // vector, not a map by name: it is filled for every feasible node of every cycle).
-  std::vector<int64_t> by_plugin;
+  using PluginScores = absl::InlinedVector<int64_t, 8>;
+  std::string_view name;
+  int64_t total = 0;  // weighted sum
+  // Each score plugin's normalized score, before weighting, in the order of Plugins::scores.
+  PluginScores by_plugin;
 };
 
 struct ScheduleResult {

@@ -229,7 +229,7 @@ TEST(Framework, WeightedScoresPickTheBest) {
   EXPECT_EQ(result.scores[0].name, "n2");
   EXPECT_EQ(result.scores[0].total, 100);
   EXPECT_EQ(result.scores[1].total, 120);
-  EXPECT_EQ(result.scores[1].by_plugin, (std::vector<int64_t>{0, 60}));  // A's, then B's
+  EXPECT_EQ(result.scores[1].by_plugin, (NodeScore::PluginScores{0, 60}));  // A's, then B's
 }
 
 TEST(Framework, ScoresAreClampedToZeroToHundred) {
@@ -294,8 +294,8 @@ TEST(FrameworkTest, LargeClustersAreSearchedInTurnsForEnoughFeasibleNodes) {
   ScheduleResult second = fw.Schedule(MakePod("q", "1", "1Gi"), snapshot);
   EXPECT_EQ(second.evaluated_nodes, 420);
   std::set<std::string> firsts, seconds;
-  for (const auto& s : first.scores) firsts.insert(s.name);
-  for (const auto& s : second.scores) seconds.insert(s.name);
+  for (const auto& s : first.scores) firsts.insert(std::string(s.name));
+  for (const auto& s : second.scores) seconds.insert(std::string(s.name));
   for (const auto& name : seconds) EXPECT_EQ(firsts.count(name), 0u) << name;
   // A pod that fits nowhere is checked against every node.
   std::vector<std::string> all;

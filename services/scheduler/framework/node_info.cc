@@ -1,5 +1,7 @@
 #include "services/scheduler/framework/node_info.h"
 
+#include <algorithm>
+
 #include <utility>
 
 namespace capstan::scheduler {
@@ -98,7 +100,7 @@ bool Snapshot::AddBoundPod(std::shared_ptr<const Pod> pod) {
 }
 
 NodeInfo& Snapshot::AddNode(Node node) {
-  totals_.reset();
+  // The totals stay right: a replaced node keeps its pods, a new one has none.
   auto it = index_.find(node.metadata().name());
   if (it != index_.end()) {
     nodes_[it->second].SetNode(std::move(node));
@@ -110,7 +112,8 @@ NodeInfo& Snapshot::AddNode(Node node) {
 }
 
 bool Snapshot::RemoveNode(const std::string& name) {
-  totals_.reset();
+  totals_.reset();  // node indexes change
+  changed_.clear();
   auto it = index_.find(name);
   if (it == index_.end()) return false;
   nodes_.erase(nodes_.begin() + it->second);
@@ -120,7 +123,6 @@ bool Snapshot::RemoveNode(const std::string& name) {
 }
 
 bool Snapshot::AssumePod(Pod pod, const std::string& node_name) {
-  totals_.reset();
   NodeInfo* info = GetMutable(node_name);
   if (info == nullptr) return false;
   pod.mutable_spec()->set_node_name(node_name);
@@ -129,7 +131,6 @@ bool Snapshot::AssumePod(Pod pod, const std::string& node_name) {
 }
 
 bool Snapshot::ForgetPod(const Pod& pod) {
-  totals_.reset();
   NodeInfo* info = GetMutable(pod.spec().node_name());
   return info != nullptr && info->RemovePod(pod);
 }
@@ -142,7 +143,13 @@ const Snapshot::AffinityTotals& Snapshot::Totals() const {
       totals.affinity += node.pods_with_affinity();
     }
     totals_ = totals;
+  } else {
+    for (size_t i : changed_) {
+      totals_->required_anti_affinity += nodes_[i].pods_with_required_anti_affinity();
+      totals_->affinity += nodes_[i].pods_with_affinity();
+    }
   }
+  changed_.clear();
   return *totals_;
 }
 
@@ -152,9 +159,23 @@ const NodeInfo* Snapshot::Get(const std::string& name) const {
 }
 
 NodeInfo* Snapshot::GetMutable(const std::string& name) {
-  totals_.reset();
   auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &nodes_[it->second];
+  if (it == index_.end()) return nullptr;
+  // The caller may change this node's pods: its counts leave the totals until Totals() adds them
+  // back as they are then. (The scheduler changes one node per cycle; after many changes a
+  // recount is cheaper than the bookkeeping.)
+  if (totals_ &&
+      std::find(changed_.begin(), changed_.end(), it->second) == changed_.end()) {
+    if (changed_.size() >= kMaxChangedNodes) {
+      totals_.reset();
+      changed_.clear();
+    } else {
+      totals_->required_anti_affinity -= nodes_[it->second].pods_with_required_anti_affinity();
+      totals_->affinity -= nodes_[it->second].pods_with_affinity();
+      changed_.push_back(it->second);
+    }
+  }
+  return &nodes_[it->second];
 }
 
 void Snapshot::SetNamespaceLabels(const std::string& ns,

@@ -100,9 +100,9 @@ class Snapshot {
   size_t size() const { return nodes_.size(); }
 
   // Pods anywhere in the snapshot with required pod anti-affinity / with any pod (anti-)affinity.
-  // Lets InterPodAffinity skip its cluster-wide scans for the common pod that has none. Computed
-  // once after a change (every mutation, GetMutable included, forgets the cached totals); not
-  // safe to call from several threads while the snapshot changes.
+  // Lets InterPodAffinity skip its cluster-wide scans for the common pod that has none. Kept up
+  // to date incrementally (the nodes handed out by GetMutable are recounted on the next call);
+  // not safe to call from several threads while the snapshot changes.
   int64_t PodsWithRequiredAntiAffinity() const { return Totals().required_anti_affinity; }
   int64_t PodsWithAffinity() const { return Totals().affinity; }
 
@@ -118,7 +118,10 @@ class Snapshot {
   };
   const AffinityTotals& Totals() const;
 
+  static constexpr size_t kMaxChangedNodes = 64;
+  // The totals without the nodes in changed_ (indexes of nodes GetMutable handed out since).
   mutable std::optional<AffinityTotals> totals_;
+  mutable std::vector<size_t> changed_;
   std::vector<NodeInfo> nodes_;
   absl::flat_hash_map<std::string, size_t> index_;
   absl::flat_hash_map<std::string, std::map<std::string, std::string>> namespace_labels_;

@@ -128,9 +128,10 @@ Status InterPodAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo
 
   // 1. The pod's required affinity: every term needs a pod matching all terms in the candidate's
   //    topology domain, unless no such pod exists anywhere and the pod matches its own terms.
-  std::vector<Term> affinity_terms =
-      RequiredTerms(affinity.pod_affinity().required_during_scheduling_ignored_during_execution(), pod);
-  if (!affinity_terms.empty()) {
+  const auto& required_affinity =
+      affinity.pod_affinity().required_during_scheduling_ignored_during_execution();
+  if (!required_affinity.empty()) {
+    std::vector<Term> affinity_terms = RequiredTerms(required_affinity, pod);
     bool has_all_keys = true;
     for (const Term& term : affinity_terms) {
       if (Label(candidate, term.topology_key()) == nullptr) has_all_keys = false;
@@ -157,9 +158,10 @@ Status InterPodAffinity::Filter(const PodToSchedule& to_schedule, const NodeInfo
   }
 
   // 2. The pod's required anti-affinity: no matching pod in the candidate's domain.
-  std::vector<Term> anti_terms = RequiredTerms(
-      affinity.pod_anti_affinity().required_during_scheduling_ignored_during_execution(), pod);
-  for (const Term& term : anti_terms) {
+  const auto& required_anti =
+      affinity.pod_anti_affinity().required_during_scheduling_ignored_during_execution();
+  for (const Term& term : required_anti.empty() ? std::vector<Term>()
+                                                : RequiredTerms(required_anti, pod)) {
     if (Label(candidate, term.topology_key()) == nullptr) continue;
     for (const NodeInfo& other : snapshot.nodes()) {
       if (!SameTopology(other.node(), candidate, term.topology_key())) continue;
@@ -197,6 +199,11 @@ int64_t InterPodAffinity::Score(const PodToSchedule& to_schedule, const NodeInfo
   const Pod& pod = to_schedule.pod;
   const Node& candidate = node.node();
   const core::v1::Affinity& affinity = pod.spec().affinity();
+  // Most pods have no preferred terms, and most clusters no pods with terms: nothing to score.
+  if (!affinity.has_pod_affinity() && !affinity.has_pod_anti_affinity() &&
+      snapshot.PodsWithAffinity() == 0) {
+    return 0;
+  }
   // The incoming pod's preferred terms, judged against each existing pod.
   std::vector<Term> incoming = PreferredTerms(
       affinity.pod_affinity().preferred_during_scheduling_ignored_during_execution(), pod, +1);

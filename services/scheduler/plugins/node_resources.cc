@@ -48,15 +48,16 @@ int64_t BalancedAllocation::Score(const PodToSchedule& pod, const NodeInfo& node
   Resource requested = node.requested();
   requested += pod.requests;
   const Resource& allocatable = node.allocatable();
-  std::vector<double> fractions;
-  auto add = [&fractions](int64_t req, int64_t alloc) {
-    if (alloc == 0) return;
-    fractions.push_back(std::min(1.0, static_cast<double>(req) / static_cast<double>(alloc)));
+  // Runs for every feasible node of every cycle: no allocation.
+  if (allocatable.milli_cpu == 0 || allocatable.memory == 0) {
+    return kMaxNodeScore;  // one resource or none: its standard deviation is 0
+  }
+  auto fraction = [](int64_t req, int64_t alloc) {
+    return std::min(1.0, static_cast<double>(req) / static_cast<double>(alloc));
   };
-  add(requested.milli_cpu, allocatable.milli_cpu);
-  add(requested.memory, allocatable.memory);
-  double std_dev = 0;
-  if (fractions.size() == 2) std_dev = std::abs((fractions[0] - fractions[1]) / 2);
+  double std_dev = std::abs((fraction(requested.milli_cpu, allocatable.milli_cpu) -
+                             fraction(requested.memory, allocatable.memory)) /
+                            2);
   return static_cast<int64_t>((1 - std_dev) * static_cast<double>(kMaxNodeScore));
 }
 

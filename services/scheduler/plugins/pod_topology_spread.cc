@@ -130,6 +130,7 @@ absl::flat_hash_map<std::string, int64_t> DomainCounts(const Pod& pod, const Con
 Status PodTopologySpread::Filter(const PodToSchedule& to_schedule, const NodeInfo& node,
                                  const Snapshot& snapshot) const {
   const Pod& pod = to_schedule.pod;
+  if (pod.spec().topology_spread_constraints().empty()) return Status();
   std::vector<Constraint> constraints = Constraints(pod, /*hard=*/true);
   for (const Constraint& c : constraints) {
     const std::string* value = Label(node.node(), c.topology_key());
@@ -152,6 +153,7 @@ Status PodTopologySpread::Filter(const PodToSchedule& to_schedule, const NodeInf
 int64_t PodTopologySpread::Score(const PodToSchedule& to_schedule, const NodeInfo& node,
                                  const Snapshot& snapshot) const {
   const Pod& pod = to_schedule.pod;
+  if (pod.spec().topology_spread_constraints().empty()) return 0;
   std::vector<Constraint> constraints = Constraints(pod, /*hard=*/false);
   if (constraints.empty()) return 0;
   if (!HasAllKeys(node.node(), constraints)) return -1;  // ignored node
