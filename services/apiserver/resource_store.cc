@@ -670,6 +670,29 @@ absl::Status ResourceStore::CheckGlobalDefault(
                                      " is already marked as default. Only one default can exist"));
 }
 
+void ResourceStore::RemoveFromStore(const api::ResourceInfo& info, std::unique_ptr<Message> last,
+                                    int64_t expected_revision, Done done) {
+  const ObjectMeta& meta = api::Meta(*last);
+  std::string name = meta.name();
+  std::shared_ptr<Message> deleted(std::move(last));
+  store_->CommitAsync(
+      {StorageKey(info, meta.namespace_(), name), std::nullopt, expected_revision},
+      [&info, name, deleted, done = std::move(done)](absl::StatusOr<int64_t> rev) {
+        if (rev.ok()) {
+          std::unique_ptr<Message> copy(deleted->New());
+          copy->CopyFrom(*deleted);
+          api::MutableMeta(copy.get())->set_resource_version(absl::StrCat(*rev));
+          return done(std::make_shared<const CachedObject>(std::move(copy), *rev));
+        }
+        switch (rev.status().code()) {
+          case absl::StatusCode::kNotFound: return done(api::NotFound(Ref(info, name)));
+          case absl::StatusCode::kAborted:
+            return done(api::Conflict(Ref(info, name), "the object has been modified"));
+          default: return done(api::ServiceUnavailable(rev.status().message()));
+        }
+      });
+}
+
 void ResourceStore::UpdateWith(const api::ResourceInfo& info, const std::string& ns,
                                const std::string& name, Mutate mutate, UpdateScope scope,
                                bool dry_run, Done done) {
@@ -791,22 +814,7 @@ void ResourceStore::UpdateWith(const api::ResourceInfo& info, const std::string&
   if (ReadyToRemove(*next)) {
     // The last finalizer is gone: the deletion that was waiting for it completes now.
     if (dry_run) return done(current);
-    std::shared_ptr<Message> deleted(std::move(next));
-    store_->CommitAsync(
-        {StorageKey(info, meta->namespace_(), name), std::nullopt, current->mod_revision()},
-        [&info, name, deleted, retry](absl::StatusOr<int64_t> rev) {
-          if (rev.ok()) {
-            std::unique_ptr<Message> last(deleted->New());
-            last->CopyFrom(*deleted);
-            api::MutableMeta(last.get())->set_resource_version(absl::StrCat(*rev));
-            return retry(std::make_shared<const CachedObject>(std::move(last), *rev));
-          }
-          if (rev.status().code() == absl::StatusCode::kNotFound) {
-            return retry(api::NotFound(Ref(info, name)));
-          }
-          retry(api::Conflict(Ref(info, name), "the object has been modified"));
-        });
-    return;
+    return RemoveFromStore(info, std::move(next), current->mod_revision(), std::move(retry));
   }
   if (Serialize(old) == Serialize(*next)) {
     return done(current);  // a no-op update writes nothing and keeps the resourceVersion
@@ -1022,24 +1030,7 @@ void ResourceStore::DeleteAttempt(const api::ResourceInfo& info, const std::stri
   };
   if (!lingers) {
     if (options.dry_run) return done(current);
-    std::shared_ptr<Message> deleted(std::move(next));
-    store_->CommitAsync(
-        {StorageKey(info, old_meta.namespace_(), name), std::nullopt, current->mod_revision()},
-        [&info, name, deleted, retry](absl::StatusOr<int64_t> rev) {
-          if (rev.ok()) {
-            std::unique_ptr<Message> last(deleted->New());
-            last->CopyFrom(*deleted);
-            api::MutableMeta(last.get())->set_resource_version(absl::StrCat(*rev));
-            return retry(std::make_shared<const CachedObject>(std::move(last), *rev));
-          }
-          switch (rev.status().code()) {
-            case absl::StatusCode::kNotFound: return retry(api::NotFound(Ref(info, name)));
-            case absl::StatusCode::kAborted:
-              return retry(api::Conflict(Ref(info, name), "the object has been modified"));
-            default: return retry(api::ServiceUnavailable(rev.status().message()));
-          }
-        });
-    return;
+    return RemoveFromStore(info, std::move(next), current->mod_revision(), std::move(retry));
   }
   if (old_meta.has_deletion_timestamp()) {
     // Already terminating: a shorter grace period may be asked for, nothing else changes.

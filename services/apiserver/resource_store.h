@@ -150,6 +150,11 @@ class ResourceStore {
   // during the call.
   void WriteAsync(const api::ResourceInfo& info, google::protobuf::Message* object,
                   int64_t expected_revision, bool dry_run, Done done);
+  // Deletes `last` (the object as deleted) from the store if its revision is still
+  // expected_revision; passes it, with the deletion's resourceVersion, to `done`.
+  void RemoveFromStore(const api::ResourceInfo& info,
+                       std::unique_ptr<google::protobuf::Message> last, int64_t expected_revision,
+                       Done done);
   // Writes a new object, trying other generated names while they are taken.
   void WriteCreated(const api::ResourceInfo& info,
                     std::shared_ptr<google::protobuf::Message> object, bool generated,

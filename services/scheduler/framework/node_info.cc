@@ -54,23 +54,33 @@ void NodeInfo::AddPod(std::shared_ptr<const Pod> pod) {
   non_zero_requested_ += info.non_zero_requests;
   if (info.has_required_anti_affinity) ++pods_with_required_anti_affinity_;
   if (info.has_pod_affinity) ++pods_with_affinity_;
+  RemovePod(*info.pod);  // a pod is here once: adding it again replaces it
+  index_[KeyOf(*info.pod)] = pods_.size();
   pods_.push_back(std::move(info));
 }
 
+NodeInfo::PodKey NodeInfo::KeyOf(const Pod& pod) {
+  return {pod.metadata().namespace_(), pod.metadata().name()};
+}
+
 bool NodeInfo::RemovePod(const Pod& pod) {
-  for (auto it = pods_.begin(); it != pods_.end(); ++it) {
-    const auto& meta = it->pod->metadata();
-    if (meta.namespace_() != pod.metadata().namespace_() || meta.name() != pod.metadata().name()) {
-      continue;
-    }
-    requested_ -= it->requests;
-    non_zero_requested_ -= it->non_zero_requests;
-    if (it->has_required_anti_affinity) --pods_with_required_anti_affinity_;
-    if (it->has_pod_affinity) --pods_with_affinity_;
-    pods_.erase(it);
-    return true;
+  auto found = index_.find(KeyOf(pod));
+  if (found == index_.end()) return false;
+  const size_t i = found->second;
+  index_.erase(found);
+  const PodInfo& gone = pods_[i];
+  requested_ -= gone.requests;
+  non_zero_requested_ -= gone.non_zero_requests;
+  if (gone.has_required_anti_affinity) --pods_with_required_anti_affinity_;
+  if (gone.has_pod_affinity) --pods_with_affinity_;
+  // The last pod takes its place: O(1) however many pods the node has (the order of pods() is
+  // not meaningful).
+  if (i + 1 != pods_.size()) {
+    pods_[i] = std::move(pods_.back());
+    index_[KeyOf(*pods_[i].pod)] = i;
   }
-  return false;
+  pods_.pop_back();
+  return true;
 }
 
 Snapshot Snapshot::FromObjects(const std::vector<Node>& nodes, const std::vector<Pod>& pods) {

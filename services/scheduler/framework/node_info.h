@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -54,14 +56,19 @@ class NodeInfo {
   // Shares pod (immutable from here on); the Pod overload makes a copy to share.
   void AddPod(std::shared_ptr<const Pod> pod);
   void AddPod(const Pod& pod);
-  // Removes the pod with the pod's namespace and name; false when it is not here.
+  // Removes the pod with the pod's namespace and name; false when it is not here. O(1).
   bool RemovePod(const Pod& pod);
   // Replaces the node object (labels, taints, allocatable) and keeps the pods.
   void SetNode(Node node);
 
  private:
+  // A pod's namespace and name, viewing its (immutable, shared) object.
+  using PodKey = std::pair<std::string_view, std::string_view>;
+  static PodKey KeyOf(const Pod& pod);
+
   Node node_;
   std::vector<PodInfo> pods_;
+  absl::flat_hash_map<PodKey, size_t> index_;  // position of each pod in pods_
   Resource requested_;
   Resource non_zero_requested_;
   Resource allocatable_;
