@@ -96,6 +96,25 @@ ResourceStore::Done Answer(RequestTimer timer, grpc::ServerUnaryReactor* reactor
   };
 }
 
+// The shape of every verb that answers with one object: resolves the request's resource and
+// passes it to `start` with the call's completion (an unknown resource is answered at once).
+template <typename Request>
+grpc::ServerUnaryReactor* AnswerObject(
+    grpc::CallbackServerContext* context, ApiMetrics* metrics, const ResourceStore& store,
+    const char* verb, const Request& request, apiv1::ObjectResponse* response,
+    const std::function<void(const api::ResourceInfo&, ResourceStore::Done)>& start) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ResourceStore::Done done =
+      Answer(RequestTimer(metrics, verb, request.resource()), reactor, response, request.encoding());
+  absl::StatusOr<const api::ResourceInfo*> info = Resolve(store, request.resource());
+  if (!info.ok()) {
+    done(info.status());
+  } else {
+    start(**info, std::move(done));
+  }
+  return reactor;
+}
+
 void AppendVarint(uint64_t value, std::string* out) {
   while (value >= 0x80) {
     out->push_back(static_cast<char>(value | 0x80));
@@ -359,23 +378,18 @@ ResourceService::~ResourceService() = default;
 grpc::ServerUnaryReactor* ResourceService::Create(grpc::CallbackServerContext* context,
                                                   const apiv1::CreateRequest* request,
                                                   apiv1::ObjectResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ResourceStore::Done done = Answer(RequestTimer(metrics_, "create", request->resource()),
-                                    reactor, response, request->encoding());
-  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) {
-    done(info.status());
-  } else if (!request->subresource().empty()) {
-    CreateSubresource(**info, *request, std::move(done));
-  } else if (absl::StatusOr<std::unique_ptr<Message>> object =
-                 DecodeObject(**info, request->object(), request->encoding());
-             !object.ok()) {
-    done(object.status());
-  } else {
-    store_->CreateAsync(**info, request->resource().namespace_(), std::move(*object),
-                        request->dry_run(), std::move(done));
-  }
-  return reactor;
+  return AnswerObject(
+      context, metrics_, *store_, "create", *request, response,
+      [&](const api::ResourceInfo& info, ResourceStore::Done done) {
+        if (!request->subresource().empty()) {
+          return CreateSubresource(info, *request, std::move(done));
+        }
+        absl::StatusOr<std::unique_ptr<Message>> object =
+            DecodeObject(info, request->object(), request->encoding());
+        if (!object.ok()) return done(object.status());
+        store_->CreateAsync(info, request->resource().namespace_(), std::move(*object),
+                            request->dry_run(), std::move(done));
+      });
 }
 
 void ResourceService::CreateSubresource(const api::ResourceInfo& info,
@@ -399,16 +413,10 @@ void ResourceService::CreateSubresource(const api::ResourceInfo& info,
 grpc::ServerUnaryReactor* ResourceService::Get(grpc::CallbackServerContext* context,
                                                const apiv1::GetRequest* request,
                                                apiv1::ObjectResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ResourceStore::Done done = Answer(RequestTimer(metrics_, "get", request->resource()), reactor,
-                                    response, request->encoding());
-  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) {
-    done(info.status());
-  } else {
-    done(store_->Get(**info, request->resource().namespace_(), request->name()));
-  }
-  return reactor;
+  return AnswerObject(context, metrics_, *store_, "get", *request, response,
+                      [&](const api::ResourceInfo& info, ResourceStore::Done done) {
+                        done(store_->Get(info, request->resource().namespace_(), request->name()));
+                      });
 }
 
 grpc::ServerUnaryReactor* ResourceService::List(grpc::CallbackServerContext* context,
@@ -445,22 +453,15 @@ grpc::ServerUnaryReactor* ResourceService::DoUpdate(grpc::CallbackServerContext*
                                                     const apiv1::UpdateRequest* request,
                                                     apiv1::ObjectResponse* response,
                                                     bool status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ResourceStore::Done done =
-      Answer(RequestTimer(metrics_, status ? "update_status" : "update", request->resource()),
-             reactor, response, request->encoding());
-  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) {
-    done(info.status());
-  } else if (absl::StatusOr<std::unique_ptr<Message>> object =
-                 DecodeObject(**info, request->object(), request->encoding());
-             !object.ok()) {
-    done(object.status());
-  } else {
-    store_->UpdateAsync(**info, request->resource().namespace_(), std::move(*object), status,
-                        request->dry_run(), std::move(done));
-  }
-  return reactor;
+  return AnswerObject(
+      context, metrics_, *store_, status ? "update_status" : "update", *request, response,
+      [&](const api::ResourceInfo& info, ResourceStore::Done done) {
+        absl::StatusOr<std::unique_ptr<Message>> object =
+            DecodeObject(info, request->object(), request->encoding());
+        if (!object.ok()) return done(object.status());
+        store_->UpdateAsync(info, request->resource().namespace_(), std::move(*object), status,
+                            request->dry_run(), std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* ResourceService::Update(grpc::CallbackServerContext* context,
@@ -478,44 +479,36 @@ grpc::ServerUnaryReactor* ResourceService::UpdateStatus(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ResourceService::Patch(grpc::CallbackServerContext* context,
                                                  const apiv1::PatchRequest* request,
                                                  apiv1::ObjectResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ResourceStore::Done done = Answer(RequestTimer(metrics_, "patch", request->resource()),
-                                    reactor, response, request->encoding());
-  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) {
-    done(info.status());
-  } else if (request->patch().size() > kMaxRequestObjectBytes) {
-    done(api::RequestEntityTooLarge("Request entity too large"));
-  } else {
-    store_->PatchAsync(**info, request->resource().namespace_(), request->name(),
-                       request->type() == apiv1::JSON_PATCH ? PatchType::kJson : PatchType::kMerge,
-                       request->patch(), request->status(), request->dry_run(), std::move(done));
-  }
-  return reactor;
+  return AnswerObject(
+      context, metrics_, *store_, "patch", *request, response,
+      [&](const api::ResourceInfo& info, ResourceStore::Done done) {
+        if (request->patch().size() > kMaxRequestObjectBytes) {
+          return done(api::RequestEntityTooLarge("Request entity too large"));
+        }
+        store_->PatchAsync(
+            info, request->resource().namespace_(), request->name(),
+            request->type() == apiv1::JSON_PATCH ? PatchType::kJson : PatchType::kMerge,
+            request->patch(), request->status(), request->dry_run(), std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* ResourceService::Delete(grpc::CallbackServerContext* context,
                                                   const apiv1::DeleteRequest* request,
                                                   apiv1::ObjectResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ResourceStore::Done done = Answer(RequestTimer(metrics_, "delete", request->resource()),
-                                    reactor, response, request->encoding());
-  absl::StatusOr<const api::ResourceInfo*> info = Resolve(*store_, request->resource());
-  if (!info.ok()) {
-    done(info.status());
-    return reactor;
-  }
-  DeleteOptions options;
-  options.precondition_uid = request->preconditions().uid();
-  options.precondition_resource_version = request->preconditions().resource_version();
-  if (request->has_grace_period_seconds()) {
-    options.grace_period_seconds = request->grace_period_seconds();
-  }
-  options.propagation_policy = request->propagation_policy();
-  options.dry_run = request->dry_run();
-  store_->DeleteAsync(**info, request->resource().namespace_(), request->name(), options,
-                      std::move(done));
-  return reactor;
+  return AnswerObject(
+      context, metrics_, *store_, "delete", *request, response,
+      [&](const api::ResourceInfo& info, ResourceStore::Done done) {
+        DeleteOptions options;
+        options.precondition_uid = request->preconditions().uid();
+        options.precondition_resource_version = request->preconditions().resource_version();
+        if (request->has_grace_period_seconds()) {
+          options.grace_period_seconds = request->grace_period_seconds();
+        }
+        options.propagation_policy = request->propagation_policy();
+        options.dry_run = request->dry_run();
+        store_->DeleteAsync(info, request->resource().namespace_(), request->name(), options,
+                            std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* ResourceService::Discover(grpc::CallbackServerContext* context,
