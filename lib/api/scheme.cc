@@ -4,6 +4,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace capstan::api {
 namespace {
@@ -188,6 +190,114 @@ std::optional<std::string> FieldValue(const Message& object, absl::string_view j
     }
   }
   return std::nullopt;
+}
+
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+// Calls fn for every occurrence of field `number` in a message's encoding, in order, with the
+// varint value (varint fields) or the bytes (length-delimited fields); other wire types of that
+// field are skipped. False when the encoding is malformed.
+bool ForEachOccurrence(absl::string_view encoded, int number,
+                       const std::function<void(uint64_t varint, absl::string_view bytes)>& fn) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(encoded.data()),
+                                            static_cast<int>(encoded.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == number) {
+      switch (WireFormatLite::GetTagWireType(tag)) {
+        case WireFormatLite::WIRETYPE_VARINT: {
+          uint64_t value;
+          if (!in.ReadVarint64(&value)) return false;
+          fn(value, {});
+          continue;
+        }
+        case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+          uint32_t size;
+          if (!in.ReadVarint32(&size)) return false;
+          const size_t at = static_cast<size_t>(in.CurrentPosition());
+          if (at + size > encoded.size() || !in.Skip(static_cast<int>(size))) return false;
+          fn(0, encoded.substr(at, size));
+          continue;
+        }
+        default:
+          break;
+      }
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) return false;
+  }
+  return in.ConsumedEntireMessage();
+}
+
+}  // namespace
+
+bool ForEachEmbedded(absl::string_view encoded, int number,
+                     const std::function<void(absl::string_view)>& fn) {
+  return ForEachOccurrence(encoded, number,
+                           [&](uint64_t, absl::string_view bytes) { fn(bytes); });
+}
+
+std::optional<std::string> FieldValueFromWire(const Descriptor* type, absl::string_view encoded,
+                                              absl::string_view json_path) {
+  // The path is resolved as FieldValue resolves it: scalars only, no repeated fields.
+  std::vector<const FieldDescriptor*> path;
+  const Descriptor* current = type;
+  std::vector<absl::string_view> parts = absl::StrSplit(json_path, '.');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const FieldDescriptor* f = FieldByJsonName(current, parts[i]);
+    if (f == nullptr || f->is_repeated()) return std::nullopt;
+    const bool last = i + 1 == parts.size();
+    if ((f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) == last) return std::nullopt;
+    if (!last) current = f->message_type();
+    path.push_back(f);
+  }
+  const FieldDescriptor* leaf = path.back();
+  // An unset field reads as its default, as through reflection. Wire types other than varint and
+  // length-delimited (fixed, zigzag) do not occur in selectable fields: decode for those.
+  std::string value;
+  switch (leaf->type()) {
+    case FieldDescriptor::TYPE_STRING: break;
+    case FieldDescriptor::TYPE_BOOL: value = "false"; break;
+    case FieldDescriptor::TYPE_INT32:
+    case FieldDescriptor::TYPE_INT64:
+    case FieldDescriptor::TYPE_UINT32:
+    case FieldDescriptor::TYPE_UINT64: value = "0"; break;
+    default: {
+      std::unique_ptr<Message> object(
+          google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
+      if (!object->ParseFromArray(encoded.data(), static_cast<int>(encoded.size()))) {
+        return std::nullopt;
+      }
+      return FieldValue(*object, json_path);
+    }
+  }
+  // The occurrences of each embedded message on the way (a parser merges them), then the last
+  // occurrence of the leaf among them wins, as in a parse.
+  std::vector<absl::string_view> level = {encoded};
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    std::vector<absl::string_view> next;
+    for (absl::string_view message : level) {
+      if (!ForEachEmbedded(message, path[i]->number(),
+                           [&](absl::string_view bytes) { next.push_back(bytes); })) {
+        return std::nullopt;
+      }
+    }
+    level = std::move(next);
+  }
+  for (absl::string_view message : level) {
+    bool ok = ForEachOccurrence(message, leaf->number(), [&](uint64_t v, absl::string_view bytes) {
+      switch (leaf->type()) {
+        case FieldDescriptor::TYPE_STRING: value = std::string(bytes); break;
+        case FieldDescriptor::TYPE_BOOL: value = v != 0 ? "true" : "false"; break;
+        case FieldDescriptor::TYPE_INT32: value = absl::StrCat(static_cast<int32_t>(v)); break;
+        case FieldDescriptor::TYPE_INT64: value = absl::StrCat(static_cast<int64_t>(v)); break;
+        case FieldDescriptor::TYPE_UINT32: value = absl::StrCat(static_cast<uint32_t>(v)); break;
+        default: value = absl::StrCat(v); break;
+      }
+    });
+    if (!ok) return std::nullopt;
+  }
+  return value;
 }
 
 }  // namespace capstan::api

@@ -8,6 +8,7 @@
 #define CAPSTAN_LIB_API_SCHEME_H_
 
 #include <memory>
+#include <functional>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -71,6 +72,18 @@ void SetTypeMeta(const ResourceInfo& info, google::protobuf::Message* object);
 // numbers in decimal). An unset field reads as "". nullopt when the path names no scalar field.
 std::optional<std::string> FieldValue(const google::protobuf::Message& object,
                                       absl::string_view json_path);
+
+// FieldValue read from the protobuf encoding of a `type` message instead of the decoded message:
+// the same answer, without decoding the rest of the object (what the apiserver needs when it
+// loads every stored object at start-up). Malformed bytes read as nullopt.
+std::optional<std::string> FieldValueFromWire(const google::protobuf::Descriptor* type,
+                                              absl::string_view encoded,
+                                              absl::string_view json_path);
+
+// Calls fn with the bytes of every occurrence of the embedded message `number` in a message's
+// encoding, in order (a parser merges them). False when the encoding is malformed.
+bool ForEachEmbedded(absl::string_view encoded, int number,
+                     const std::function<void(absl::string_view)>& fn);
 
 }  // namespace capstan::api
 

@@ -62,6 +62,79 @@ TEST(SchemeTest, FieldValueFollowsJsonPaths) {
   EXPECT_EQ(FieldValue(pod, "spec.containers"), std::nullopt);
 }
 
+// FieldValueFromWire answers as FieldValue for every selectable field of every kind, set or
+// unset, including where a parser merges repeated occurrences of an embedded message.
+TEST(SchemeTest, FieldValueFromWireAgreesWithFieldValue) {
+  capstan::core::v1::Pod bound;
+  bound.mutable_metadata()->set_name("web-0");
+  bound.mutable_spec()->set_node_name("node-1");
+  bound.mutable_spec()->set_host_network(true);
+  bound.mutable_spec()->add_containers()->set_name("c");
+  bound.mutable_status()->set_phase("Running");
+  bound.mutable_status()->set_pod_ip("10.0.0.7");
+  capstan::core::v1::Pod bare;  // every selectable field unset
+  capstan::core::v1::Node cordoned;
+  cordoned.mutable_spec()->set_unschedulable(true);
+  capstan::core::v1::Event event;
+  event.mutable_involved_object()->set_kind("Pod");
+  event.mutable_involved_object()->set_name("web-0");
+  event.set_reason("Scheduled");
+  event.set_type("Normal");
+  event.mutable_source()->set_component("scheduler");
+  capstan::apps::v1::ReplicaSet replicas;
+  replicas.mutable_status()->set_replicas(-3);  // a negative int32 is a 10-byte varint
+  capstan::core::v1::Secret secret;
+  secret.set_type("Opaque");
+  capstan::core::v1::Namespace terminating;
+  terminating.mutable_status()->set_phase("Terminating");
+
+  // Two encodings one after the other: a parser merges them (later scalars win).
+  capstan::core::v1::Pod later;
+  later.mutable_spec()->set_scheduler_name("other");
+  later.mutable_status()->set_phase("Succeeded");
+  const std::string merged_bytes = bound.SerializeAsString() + later.SerializeAsString();
+  capstan::core::v1::Pod merged;
+  ASSERT_TRUE(merged.ParseFromString(merged_bytes));
+
+  struct Case {
+    const google::protobuf::Message* object;
+    std::string bytes;
+  };
+  std::vector<Case> cases = {{&bound, bound.SerializeAsString()},
+                             {&bare, bare.SerializeAsString()},
+                             {&cordoned, cordoned.SerializeAsString()},
+                             {&event, event.SerializeAsString()},
+                             {&replicas, replicas.SerializeAsString()},
+                             {&secret, secret.SerializeAsString()},
+                             {&terminating, terminating.SerializeAsString()},
+                             {&merged, merged_bytes}};
+  int compared = 0;
+  for (const Case& c : cases) {
+    const ResourceInfo* info = Scheme::BuiltIn().ByKind(
+        c.object->GetDescriptor()->full_name() == "capstan.apps.v1.ReplicaSet" ? "apps/v1" : "v1",
+        c.object->GetDescriptor()->name());
+    ASSERT_NE(info, nullptr) << c.object->GetDescriptor()->name();
+    std::vector<std::string> paths = info->selectable_fields;
+    paths.push_back("metadata.name");
+    paths.push_back("spec.containers");  // repeated: nullopt from both
+    for (const std::string& path : paths) {
+      EXPECT_EQ(FieldValueFromWire(c.object->GetDescriptor(), c.bytes, path),
+                FieldValue(*c.object, path))
+          << info->kind << " " << path;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 40);
+  EXPECT_EQ(FieldValueFromWire(merged.GetDescriptor(), merged_bytes, "status.phase"), "Succeeded");
+  EXPECT_EQ(FieldValueFromWire(merged.GetDescriptor(), merged_bytes, "spec.nodeName"), "node-1");
+  EXPECT_EQ(FieldValueFromWire(replicas.GetDescriptor(), replicas.SerializeAsString(),
+                               "status.replicas"),
+            "-3");
+  // Malformed bytes (a length past the end) read as nullopt.
+  EXPECT_EQ(FieldValueFromWire(bound.GetDescriptor(), std::string("\x12\x7f", 2), "spec.nodeName"),
+            std::nullopt);
+}
+
 TEST(ErrorsTest, StatusSurvivesTheGrpcEdge) {
   absl::Status err = Invalid({"apps", "deployments", "Deployment", "web"},
                              {{"FieldValueInvalid", "spec.replicas",

@@ -14,7 +14,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/arena.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "lib/api/codec.h"
@@ -223,25 +222,15 @@ absl::StatusOr<std::unique_ptr<Message>> ResourceStore::Decode(const api::Resour
 
 namespace {
 
-// A cached object for an object read back from the store.
-std::shared_ptr<CachedObject> Stamped(const Message& object, std::string stored,
-                                      int64_t mod_revision) {
-  auto cached = std::make_shared<CachedObject>(object, std::move(stored));
-  cached->Stamp(mod_revision);
-  return cached;
-}
-
-// Decoding every stored object is most of what a restart costs, and objects decode
-// independently: while the caller scans the store, a few threads decode what it has read, in
+// Building the cache object of every stored object is most of what a restart costs, and objects
+// are independent: while the caller scans the store, a few threads index what it has read, in
 // chunks. At most kMaxQueuedChunks wait, so the raw bytes are never all in memory at once.
-//
-// Each chunk is decoded into one protobuf arena: the messages are only read to build the cache's
-// view and are then dropped all at once, instead of hundreds of allocations and frees each.
+// Objects are not decoded: the cache's view is read from the encoding (CachedObject::FromStored).
 class ParallelLoader {
  public:
-  // prototype: the stored kind's default instance; kind: its name, for errors.
-  ParallelLoader(size_t prefix_size, const Message* prototype, std::string kind)
-      : prefix_size_(prefix_size), prototype_(prototype), kind_(std::move(kind)) {
+  // prototype: the stored kind's default instance.
+  ParallelLoader(size_t prefix_size, const Message* prototype)
+      : prefix_size_(prefix_size), prototype_(prototype) {
     const int threads = std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
   }
@@ -296,19 +285,15 @@ class ParallelLoader {
       std::vector<std::pair<std::string, ObjectPtr>> decoded;
       decoded.reserve(chunk.size());
       absl::Status error;
-      google::protobuf::ArenaOptions options;
-      options.start_block_size = 64 << 10;
-      options.max_block_size = 1 << 20;
-      google::protobuf::Arena arena(options);
       for (storage::KeyValue& kv : chunk) {
-        Message* object = prototype_->New(&arena);
-        if (!object->ParseFromString(kv.value)) {
-          error = api::InternalError(absl::StrCat("stored ", kind_, " ", kv.key, " does not decode"));
+        // The stored bytes become the cached encoding (no second serialization).
+        absl::StatusOr<std::shared_ptr<CachedObject>> cached =
+            CachedObject::FromStored(*prototype_, std::move(kv.value), kv.mod_revision);
+        if (!cached.ok()) {
+          error = api::InternalError(absl::StrCat(kv.key, ": ", cached.status().message()));
           break;
         }
-        // The stored bytes are reused as the cached encoding (no second serialization).
-        decoded.emplace_back(kv.key.substr(prefix_size_),
-                             Stamped(*object, std::move(kv.value), kv.mod_revision));
+        decoded.emplace_back(kv.key.substr(prefix_size_), *std::move(cached));
       }
       absl::MutexLock lock(&mu_);
       if (!error.ok() && error_.ok()) error_ = error;
@@ -318,7 +303,6 @@ class ParallelLoader {
 
   const size_t prefix_size_;
   const Message* const prototype_;
-  const std::string kind_;
   std::vector<storage::KeyValue> chunk_;  // being filled by the scan
   std::vector<std::thread> threads_;
 
@@ -335,8 +319,9 @@ absl::Status ResourceStore::Start() {
   int64_t revision = store_->CurrentRevision();
   for (auto& [prefix, resource] : resources_) {
     const api::ResourceInfo& info = *resource.info;
-    const std::unique_ptr<Message> prototype = scheme_.New(info);
-    ParallelLoader loader(prefix.size() + 1, prototype.get(), info.kind);
+    ParallelLoader loader(prefix.size() + 1,
+                          google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+                              info.descriptor));
     absl::StatusOr<int64_t> scanned =
         store_->Scan(prefix + "/", [&](const storage::KeyValue& kv) { loader.Add(kv); });
     absl::StatusOr<std::vector<std::pair<std::string, ObjectPtr>>> objects = loader.Finish();

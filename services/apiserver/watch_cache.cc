@@ -100,6 +100,37 @@ CachedObject::CachedObject(const google::protobuf::Message& object, std::string 
   Index(object);
 }
 
+absl::StatusOr<std::shared_ptr<CachedObject>> CachedObject::FromStored(
+    const google::protobuf::Message& prototype, std::string stored, int64_t mod_revision) {
+  std::shared_ptr<CachedObject> cached(new CachedObject());
+  const google::protobuf::Descriptor* type = prototype.GetDescriptor();
+  // The generated default instance, which lives as long as the program.
+  cached->prototype_ = prototype.GetReflection()->GetMessageFactory()->GetPrototype(type);
+  cached->metadata_field_ = type->FindFieldByName("metadata")->number();
+  // The view, as Index() makes it from a decoded object: name, namespace, labels and the
+  // selectable field values.
+  capstan::meta::v1::ObjectMeta meta;
+  bool merged = true;
+  bool well_formed =
+      api::ForEachEmbedded(stored, cached->metadata_field_, [&](absl::string_view bytes) {
+        merged = merged && meta.MergeFromString(std::string(bytes));
+      });
+  if (!well_formed || !merged) {
+    return absl::InvalidArgumentError(absl::StrCat("stored ", type->name(), " does not decode"));
+  }
+  cached->meta_.set_name(std::move(*meta.mutable_name()));
+  cached->meta_.set_namespace_(std::move(*meta.mutable_namespace_()));
+  cached->meta_.mutable_labels()->swap(*meta.mutable_labels());
+  for (const std::string& path : SelectableFields(type)) {
+    if (path == "metadata.name" || path == "metadata.namespace") continue;
+    std::optional<std::string> value = api::FieldValueFromWire(type, stored, path);
+    if (value) cached->fields_.emplace_back(path, std::move(*value));
+  }
+  cached->proto_ = std::move(stored);
+  cached->Stamp(mod_revision);
+  return cached;
+}
+
 void CachedObject::Stamp(int64_t mod_revision) {
   mod_revision_ = mod_revision;
   std::string meta;  // ObjectMeta{resourceVersion}

@@ -57,6 +57,13 @@ class CachedObject {
   // object is shared.
   void Stamp(int64_t mod_revision);
 
+  // An object read back from the store (`stored`: its encoding without
+  // metadata.resourceVersion; `prototype`: its kind's), indexed from the encoding without
+  // decoding the rest of it: what a restart does for every stored object. InvalidArgument when
+  // the encoding is malformed.
+  static absl::StatusOr<std::shared_ptr<CachedObject>> FromStored(
+      const google::protobuf::Message& prototype, std::string stored, int64_t mod_revision);
+
   // The object, decoded from the encoding on each call.
   std::shared_ptr<const google::protobuf::Message> object() const;
   // Only name, namespace and labels are set.
@@ -69,6 +76,7 @@ class CachedObject {
   const std::string& json() const;                     // JSON encoding, made on first use
 
  private:
+  CachedObject() = default;
   void Index(const google::protobuf::Message& object);
 
   const google::protobuf::Message* prototype_ = nullptr;  // of the kind, to decode with
