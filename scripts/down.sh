@@ -28,6 +28,11 @@ if [ -S "$SOCK" ] && command -v ctr >/dev/null; then
     ctr --address "$SOCK" -n capstan tasks delete --force "$task" >/dev/null 2>&1
   done
 fi
+# The controllers before the apiserver, so that they can release their leader leases: the next
+# `make up` then takes them at once instead of waiting for them to expire.
+stop controller-manager
+stop scheduler
+stop apiserver
 for pidfile in .capstan/run/*.pid; do
   [ -f "$pidfile" ] && stop "$(basename "$pidfile" .pid)"
 done
