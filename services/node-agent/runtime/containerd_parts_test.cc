@@ -1,6 +1,7 @@
 // The containerd runtime's pure parts: image references, the OCI spec, manifests, chain ids and
 // the tar reader. No containerd needed.
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,6 +184,9 @@ TEST(ImageContentTest, MakeImageWritesAValidLayout) {
 // a recent one (an exec in flight) is left alone.
 TEST(ExecFifoTest, LeftoverFifosAreReleased) {
   namespace fs = std::filesystem;
+  // Node agents of tests running alongside release old FIFOs in the shared temporary directory
+  // when they start (and would release this test's "old" one early): use the test's own.
+  if (const char* own = getenv("TEST_TMPDIR")) setenv("TMPDIR", own, 1);
   auto make = [](const std::string& suffix) {
     fs::path dir = fs::temp_directory_path() / ("capstan-exec-test" + suffix);
     fs::create_directories(dir);
