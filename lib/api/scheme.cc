@@ -165,31 +165,46 @@ void SetTypeMeta(const ResourceInfo& info, Message* object) {
   r->SetString(object, d->FindFieldByNumber(kKindField), info.kind);
 }
 
-std::optional<std::string> FieldValue(const Message& object, absl::string_view json_path) {
-  const Message* current = &object;
+namespace {
+
+// The fields a JSON path ("spec.nodeName") names, from `type` down: embedded messages, then a
+// scalar. Empty when the path names anything else (a repeated field, a message, no field).
+std::vector<const FieldDescriptor*> ScalarFieldPath(const Descriptor* type,
+                                                   absl::string_view json_path) {
+  std::vector<const FieldDescriptor*> path;
+  const Descriptor* current = type;
   std::vector<absl::string_view> parts = absl::StrSplit(json_path, '.');
   for (size_t i = 0; i < parts.size(); ++i) {
-    const FieldDescriptor* f = FieldByJsonName(current->GetDescriptor(), parts[i]);
-    if (f == nullptr || f->is_repeated()) return std::nullopt;
-    const Reflection* r = current->GetReflection();
-    bool last = i + 1 == parts.size();
-    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (last) return std::nullopt;
-      current = &r->GetMessage(*current, f);
-      continue;
-    }
-    if (!last) return std::nullopt;
-    switch (f->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_STRING: return r->GetString(*current, f);
-      case FieldDescriptor::CPPTYPE_BOOL: return r->GetBool(*current, f) ? "true" : "false";
-      case FieldDescriptor::CPPTYPE_INT32: return absl::StrCat(r->GetInt32(*current, f));
-      case FieldDescriptor::CPPTYPE_INT64: return absl::StrCat(r->GetInt64(*current, f));
-      case FieldDescriptor::CPPTYPE_UINT32: return absl::StrCat(r->GetUInt32(*current, f));
-      case FieldDescriptor::CPPTYPE_UINT64: return absl::StrCat(r->GetUInt64(*current, f));
-      default: return std::nullopt;
-    }
+    const FieldDescriptor* f = FieldByJsonName(current, parts[i]);
+    if (f == nullptr || f->is_repeated()) return {};
+    const bool last = i + 1 == parts.size();
+    if ((f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) == last) return {};
+    if (!last) current = f->message_type();
+    path.push_back(f);
   }
-  return std::nullopt;
+  return path;
+}
+
+}  // namespace
+
+std::optional<std::string> FieldValue(const Message& object, absl::string_view json_path) {
+  std::vector<const FieldDescriptor*> path = ScalarFieldPath(object.GetDescriptor(), json_path);
+  if (path.empty()) return std::nullopt;
+  const Message* current = &object;
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    current = &current->GetReflection()->GetMessage(*current, path[i]);
+  }
+  const FieldDescriptor* f = path.back();
+  const Reflection* r = current->GetReflection();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_STRING: return r->GetString(*current, f);
+    case FieldDescriptor::CPPTYPE_BOOL: return r->GetBool(*current, f) ? "true" : "false";
+    case FieldDescriptor::CPPTYPE_INT32: return absl::StrCat(r->GetInt32(*current, f));
+    case FieldDescriptor::CPPTYPE_INT64: return absl::StrCat(r->GetInt64(*current, f));
+    case FieldDescriptor::CPPTYPE_UINT32: return absl::StrCat(r->GetUInt32(*current, f));
+    case FieldDescriptor::CPPTYPE_UINT64: return absl::StrCat(r->GetUInt64(*current, f));
+    default: return std::nullopt;
+  }
 }
 
 namespace {
@@ -239,18 +254,8 @@ bool ForEachEmbedded(absl::string_view encoded, int number,
 
 std::optional<std::string> FieldValueFromWire(const Descriptor* type, absl::string_view encoded,
                                               absl::string_view json_path) {
-  // The path is resolved as FieldValue resolves it: scalars only, no repeated fields.
-  std::vector<const FieldDescriptor*> path;
-  const Descriptor* current = type;
-  std::vector<absl::string_view> parts = absl::StrSplit(json_path, '.');
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const FieldDescriptor* f = FieldByJsonName(current, parts[i]);
-    if (f == nullptr || f->is_repeated()) return std::nullopt;
-    const bool last = i + 1 == parts.size();
-    if ((f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) == last) return std::nullopt;
-    if (!last) current = f->message_type();
-    path.push_back(f);
-  }
+  std::vector<const FieldDescriptor*> path = ScalarFieldPath(type, json_path);
+  if (path.empty()) return std::nullopt;
   const FieldDescriptor* leaf = path.back();
   // An unset field reads as its default, as through reflection. Wire types other than varint and
   // length-delimited (fixed, zigzag) do not occur in selectable fields: decode for those.
