@@ -633,7 +633,8 @@ TEST(RocksDbStoreTest, OptimisticConcurrency) {
 // ---- Durability across kill -9 -------------------------------------------------------------
 
 // The crash test re-executes this binary with these variables set; it then runs CrashChild()
-// before main() instead of the tests. A fresh process (rather than a bare fork() of the test
+// instead of the tests, once every static initializer has run (RocksDB's own, linked into this
+// binary, run in no set order with this file's). A fresh process (rather than a bare fork() of the test
 // process) keeps RocksDB's process-wide thread pools intact in the child.
 constexpr char kCrashChildDirEnv[] = "CAPSTAN_STORE_CRASH_CHILD_DIR";
 constexpr char kCrashChildFdEnv[] = "CAPSTAN_STORE_CRASH_CHILD_FD";
@@ -673,11 +674,23 @@ std::string CrashValue(int thread, int index) {
   _exit(0);
 }
 
+// Runs CrashChild() where gtest would start the tests.
+class CrashChildEnvironment : public testing::Environment {
+ public:
+  CrashChildEnvironment(const char* dir, int fd) : dir_(dir), fd_(fd) {}
+  void SetUp() override { CrashChild(dir_, fd_); }
+
+ private:
+  const char* dir_;
+  int fd_;
+};
+
 const bool kIsCrashChild = [] {
   const char* dir = std::getenv(kCrashChildDirEnv);
   const char* fd = std::getenv(kCrashChildFdEnv);
   if (dir == nullptr || fd == nullptr) return false;
-  CrashChild(dir, std::atoi(fd));
+  testing::AddGlobalTestEnvironment(new CrashChildEnvironment(dir, std::atoi(fd)));
+  return true;
 }();
 
 TEST(RocksDbStoreTest, AcknowledgedWritesSurviveKill9) {
