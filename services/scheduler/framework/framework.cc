@@ -32,7 +32,14 @@ std::string FitErrorMessage(int64_t num_all_nodes, const Diagnosis& diagnosis) {
 
 Status Framework::RunFilters(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot,
                              std::string* failed_plugin) const {
-  for (const auto& filter : plugins_.filters) {
+  ActiveFilters all;
+  for (const auto& filter : plugins_.filters) all.push_back(filter.get());
+  return RunFilters(pod, node, snapshot, all, failed_plugin);
+}
+
+Status Framework::RunFilters(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot,
+                             const ActiveFilters& filters, std::string* failed_plugin) const {
+  for (const FilterPlugin* filter : filters) {
     Status status = filter->Filter(pod, node, snapshot);
     if (!status.ok()) {
       if (failed_plugin != nullptr) *failed_plugin = filter->name();
@@ -50,6 +57,10 @@ std::vector<NodeScore> Framework::RunScores(const PodToSchedule& pod,
   std::vector<int64_t> scores(nodes.size());
   for (const WeightedScorePlugin& weighted : plugins_.scores) {
     const ScorePlugin& plugin = *weighted.plugin;
+    if (plugin.SkipsScore(pod, snapshot)) {
+      for (NodeScore& node_score : result) node_score.by_plugin.push_back(0);
+      continue;
+    }
     for (size_t i = 0; i < nodes.size(); ++i) scores[i] = plugin.Score(pod, *nodes[i], snapshot);
     plugin.NormalizeScores(pod, nodes, scores);
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -77,11 +88,15 @@ ScheduleResult Framework::Schedule(const Pod& pod_object, const Snapshot& snapsh
   const int64_t wanted = NumFeasibleNodesToFind(static_cast<int64_t>(nodes.size()));
   // Start where the previous cycle stopped, so every node gets its turn to be considered.
   const size_t start = nodes.empty() ? 0 : next_start_node_index_ % nodes.size();
+  ActiveFilters filters;
+  for (const auto& filter : plugins_.filters) {
+    if (!filter->SkipsFilter(pod, snapshot)) filters.push_back(filter.get());
+  }
   for (size_t i = 0; i < nodes.size() && static_cast<int64_t>(feasible.size()) < wanted; ++i) {
     const NodeInfo& node = nodes[(start + i) % nodes.size()];
     ++result.evaluated_nodes;
     std::string plugin;
-    Status status = RunFilters(pod, node, snapshot, &plugin);
+    Status status = RunFilters(pod, node, snapshot, filters, &plugin);
     if (status.ok()) {
       feasible.push_back(&node);
     } else {

@@ -26,6 +26,9 @@ class FilterPlugin {
   // Ok when the pod may run on the node; otherwise Unschedulable(AndUnresolvable) with
   // Kubernetes' reason text.
   virtual Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const = 0;
+  // Kubernetes' PreFilter returning Skip: true when Filter would pass every node for this pod
+  // (it asks nothing of nodes), so a scheduling cycle leaves the plugin out. Asked once a cycle.
+  virtual bool SkipsFilter(const PodToSchedule& pod, const Snapshot& snapshot) const { return false; }
 };
 
 class ScorePlugin {
@@ -39,6 +42,9 @@ class ScorePlugin {
   // (same order as `nodes`) into [0, 100].
   virtual void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                                std::vector<int64_t>& scores) const {}
+  // Kubernetes' PreScore returning Skip: true when the plugin has nothing to score for this pod
+  // (every node would get the same score), so a cycle leaves it out of the sum.
+  virtual bool SkipsScore(const PodToSchedule& pod, const Snapshot& snapshot) const { return false; }
 };
 
 // Source of randomness for the tie-break, injected so tests and replays are deterministic.
@@ -88,7 +94,8 @@ struct NodeScore {
   using PluginScores = absl::InlinedVector<int64_t, 8>;
   std::string_view name;
   int64_t total = 0;  // weighted sum
-  // Each score plugin's normalized score, before weighting, in the order of Plugins::scores.
+  // Each score plugin's normalized score, before weighting, in the order of Plugins::scores;
+  // 0 for a plugin that skipped the pod.
   PluginScores by_plugin;
 };
 
@@ -113,7 +120,7 @@ class Framework {
                     std::string* failed_plugin = nullptr) const;
 
   // Scores the given (feasible) nodes: each plugin's raw scores, normalized, clamped to [0, 100],
-  // weighted and summed.
+  // weighted and summed; plugins that skip the pod add nothing.
   std::vector<NodeScore> RunScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                                    const Snapshot& snapshot) const;
 
@@ -126,6 +133,10 @@ class Framework {
   const Plugins& plugins() const { return plugins_; }
 
  private:
+  using ActiveFilters = absl::InlinedVector<const FilterPlugin*, 8>;
+  Status RunFilters(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot,
+                    const ActiveFilters& filters, std::string* failed_plugin) const;
+
   Plugins plugins_;
   std::unique_ptr<Rng> rng_;
   size_t next_start_node_index_ = 0;

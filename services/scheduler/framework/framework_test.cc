@@ -151,9 +151,12 @@ TEST(FitErrorMessage, MultipleReasonsPerNodeAndTiesByText) {
 // A filter rejecting listed nodes with a fixed reason, counting its calls.
 class RejectFilter : public FilterPlugin {
  public:
-  RejectFilter(std::string name, std::vector<std::string> nodes, std::string reason)
-      : name_(std::move(name)), nodes_(std::move(nodes)), reason_(std::move(reason)) {}
+  RejectFilter(std::string name, std::vector<std::string> nodes, std::string reason,
+               bool skips = false)
+      : name_(std::move(name)), nodes_(std::move(nodes)), reason_(std::move(reason)),
+        skips_(skips) {}
   std::string name() const override { return name_; }
+  bool SkipsFilter(const PodToSchedule&, const Snapshot&) const override { return skips_; }
   Status Filter(const PodToSchedule&, const NodeInfo& node, const Snapshot&) const override {
     ++calls;
     for (const std::string& n : nodes_) {
@@ -167,22 +170,27 @@ class RejectFilter : public FilterPlugin {
   std::string name_;
   std::vector<std::string> nodes_;
   std::string reason_;
+  bool skips_;
 };
 
 // Scores from a table by node name.
 class TableScore : public ScorePlugin {
  public:
-  TableScore(std::string name, std::map<std::string, int64_t> table)
-      : name_(std::move(name)), table_(std::move(table)) {}
+  TableScore(std::string name, std::map<std::string, int64_t> table, bool skips = false)
+      : name_(std::move(name)), table_(std::move(table)), skips_(skips) {}
   std::string name() const override { return name_; }
+  bool SkipsScore(const PodToSchedule&, const Snapshot&) const override { return skips_; }
   int64_t Score(const PodToSchedule&, const NodeInfo& node, const Snapshot&) const override {
+    ++calls;
     auto it = table_.find(node.name());
     return it == table_.end() ? 0 : it->second;
   }
+  mutable int calls = 0;
 
  private:
   std::string name_;
   std::map<std::string, int64_t> table_;
+  bool skips_;
 };
 
 Snapshot FiveNodes() {
@@ -230,6 +238,34 @@ TEST(Framework, WeightedScoresPickTheBest) {
   EXPECT_EQ(result.scores[0].total, 100);
   EXPECT_EQ(result.scores[1].total, 120);
   EXPECT_EQ(result.scores[1].by_plugin, (NodeScore::PluginScores{0, 60}));  // A's, then B's
+}
+
+TEST(Framework, PluginsThatSkipThePodAreLeftOutOfTheCycle) {
+  auto skipped_filter = std::make_shared<RejectFilter>(
+      "Skipped", std::vector<std::string>{"n2", "n3"}, "would reject", /*skips=*/true);
+  auto filter = std::make_shared<RejectFilter>("F", std::vector<std::string>{"n1"}, "x");
+  auto skipped_score = std::make_shared<TableScore>(
+      "SkippedScore", std::map<std::string, int64_t>{{"n2", 100}}, /*skips=*/true);
+  auto score = std::make_shared<TableScore>("A", std::map<std::string, int64_t>{{"n4", 50}});
+  Plugins plugins;
+  plugins.filters = {skipped_filter, filter};
+  plugins.scores = {{skipped_score, 5}, {score, 1}};
+  Framework fw(plugins, std::make_unique<SeededRng>(1));
+  ScheduleResult result = fw.Schedule(MakePod("p", "1", "1Gi"), FiveNodes());
+  EXPECT_EQ(skipped_filter->calls, 0);
+  EXPECT_EQ(skipped_score->calls, 0);
+  EXPECT_EQ(filter->calls, 5);
+  EXPECT_EQ(score->calls, 4);
+  EXPECT_EQ(result.feasible_nodes, 4);  // n2 and n3 stay feasible: the skipped filter never ran
+  EXPECT_EQ(result.node_name, "n4");    // the skipped score's 100 on n2 counts for nothing
+  ASSERT_EQ(result.scores.size(), 4u);
+  EXPECT_EQ(result.scores[0].name, "n2");
+  EXPECT_EQ(result.scores[0].total, 0);
+  EXPECT_EQ(result.scores[2].by_plugin, (NodeScore::PluginScores{0, 50}));
+  // RunFilters on its own (preemption's check of a node) runs every filter.
+  const Pod pod = MakePod("p", "1", "1Gi");
+  const Snapshot snapshot = FiveNodes();
+  EXPECT_FALSE(fw.RunFilters(pod, *snapshot.Get("n2"), snapshot).ok());
 }
 
 TEST(Framework, ScoresAreClampedToZeroToHundred) {

@@ -57,6 +57,10 @@ Status NodeName::Filter(const PodToSchedule& to_schedule, const NodeInfo& node, 
   return Status::UnschedulableAndUnresolvable(kReasonNodeName);
 }
 
+bool NodeName::SkipsFilter(const PodToSchedule& to_schedule, const Snapshot&) const {
+  return to_schedule.pod.spec().node_name().empty();
+}
+
 // --- TaintToleration -----------------------------------------------------------------------------
 
 Status TaintToleration::Filter(const PodToSchedule& to_schedule, const NodeInfo& node, const Snapshot&) const {

@@ -247,6 +247,23 @@ int64_t InterPodAffinity::Score(const PodToSchedule& to_schedule, const NodeInfo
   return score;
 }
 
+bool InterPodAffinity::SkipsFilter(const PodToSchedule& to_schedule,
+                                   const Snapshot& snapshot) const {
+  const core::v1::Affinity& affinity = to_schedule.pod.spec().affinity();
+  return affinity.pod_affinity().required_during_scheduling_ignored_during_execution().empty() &&
+         affinity.pod_anti_affinity()
+             .required_during_scheduling_ignored_during_execution()
+             .empty() &&
+         snapshot.PodsWithRequiredAntiAffinity() == 0;
+}
+
+bool InterPodAffinity::SkipsScore(const PodToSchedule& to_schedule,
+                                  const Snapshot& snapshot) const {
+  const core::v1::Affinity& affinity = to_schedule.pod.spec().affinity();
+  return !affinity.has_pod_affinity() && !affinity.has_pod_anti_affinity() &&
+         snapshot.PodsWithAffinity() == 0;
+}
+
 void InterPodAffinity::NormalizeScores(const PodToSchedule&, const std::vector<const NodeInfo*>&,
                                        std::vector<int64_t>& scores) const {
   if (scores.empty()) return;

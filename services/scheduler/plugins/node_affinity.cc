@@ -84,6 +84,18 @@ int64_t NodeAffinity::Score(const PodToSchedule& to_schedule, const NodeInfo& no
   return score;
 }
 
+bool NodeAffinity::SkipsFilter(const PodToSchedule& to_schedule, const Snapshot&) const {
+  return !to_schedule.constrains_nodes;
+}
+
+bool NodeAffinity::SkipsScore(const PodToSchedule& to_schedule, const Snapshot&) const {
+  return to_schedule.pod.spec()
+      .affinity()
+      .node_affinity()
+      .preferred_during_scheduling_ignored_during_execution()
+      .empty();
+}
+
 void NodeAffinity::NormalizeScores(const PodToSchedule&, const std::vector<const NodeInfo*>&,
                                    std::vector<int64_t>& scores) const {
   DefaultNormalizeScore(/*reverse=*/false, scores);

@@ -58,6 +58,7 @@ class NodeName : public FilterPlugin {
  public:
   std::string name() const override { return "NodeName"; }
   Status Filter(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
+  bool SkipsFilter(const PodToSchedule& pod, const Snapshot& snapshot) const override;
 };
 
 // Filter: cpu, memory and pod count against allocatable minus what the node's pods request.
@@ -86,6 +87,8 @@ class NodeAffinity : public FilterPlugin, public ScorePlugin {
   int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
   void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
+  bool SkipsFilter(const PodToSchedule& pod, const Snapshot& snapshot) const override;
+  bool SkipsScore(const PodToSchedule& pod, const Snapshot& snapshot) const override;
 };
 
 // Filter: NoSchedule / NoExecute taints the pod does not tolerate. Score: fewer untolerated
@@ -109,6 +112,8 @@ class InterPodAffinity : public FilterPlugin, public ScorePlugin {
   int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
   void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
+  bool SkipsFilter(const PodToSchedule& pod, const Snapshot& snapshot) const override;
+  bool SkipsScore(const PodToSchedule& pod, const Snapshot& snapshot) const override;
 };
 
 // Filter: DoNotSchedule constraints (skew = matching pods in the node's domain + self - global
@@ -122,6 +127,8 @@ class PodTopologySpread : public FilterPlugin, public ScorePlugin {
   int64_t Score(const PodToSchedule& pod, const NodeInfo& node, const Snapshot& snapshot) const override;
   void NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>& nodes,
                        std::vector<int64_t>& scores) const override;
+  bool SkipsFilter(const PodToSchedule& pod, const Snapshot& snapshot) const override;
+  bool SkipsScore(const PodToSchedule& pod, const Snapshot& snapshot) const override;
 };
 
 // Kubernetes' default plugin set: filters NodeUnschedulable, NodeName, TaintToleration,

@@ -175,6 +175,14 @@ int64_t PodTopologySpread::Score(const PodToSchedule& to_schedule, const NodeInf
   return static_cast<int64_t>(std::round(score));
 }
 
+bool PodTopologySpread::SkipsFilter(const PodToSchedule& to_schedule, const Snapshot&) const {
+  return Constraints(to_schedule.pod, /*hard=*/true).empty();
+}
+
+bool PodTopologySpread::SkipsScore(const PodToSchedule& to_schedule, const Snapshot&) const {
+  return Constraints(to_schedule.pod, /*hard=*/false).empty();
+}
+
 void PodTopologySpread::NormalizeScores(const PodToSchedule& pod, const std::vector<const NodeInfo*>&,
                                         std::vector<int64_t>& scores) const {
   int64_t min = INT64_MAX;

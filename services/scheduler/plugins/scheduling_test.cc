@@ -13,6 +13,9 @@ namespace {
 
 using scheduler::testing::MakeNode;
 using scheduler::testing::MakePod;
+using scheduler::testing::MakeSnapshot;
+using scheduler::testing::On;
+using scheduler::testing::ScoreAll;
 
 void ExpectWithinAllocatable(const Snapshot& snapshot) {
   for (const NodeInfo& node : snapshot.nodes()) {
@@ -119,6 +122,85 @@ TEST(Scheduling, HardSpreadAndAntiAffinity) {
       framework.Schedule(MakePod("db5", "100m", "64Mi", {{"app", "db"}}, anti), snapshot);
   EXPECT_FALSE(result.scheduled());
   EXPECT_EQ(result.message, "0/5 nodes are available: 5 node(s) didn't match pod anti-affinity rules.");
+}
+
+// A plugin may skip a pod only when skipping changes nothing: its filter would pass every node,
+// its normalized scores would be equal on every node. Checked for every default plugin over pods
+// with and without each kind of constraint, on nodes and bound pods that exercise them.
+TEST(Scheduling, PluginsSkipOnlyWhereTheyWouldChangeNothing) {
+  const std::vector<Node> nodes = {
+      MakeNode("n1", "4", "8Gi", "110", {{kLabelZone, "a"}, {"disk", "ssd"}}),
+      MakeNode("n2", "4", "8Gi", "110", {{kLabelZone, "a"}}, "spec { taints { key: 'k' effect: 'PreferNoSchedule' } }"),
+      MakeNode("n3", "2", "4Gi", "110", {{kLabelZone, "b"}}, "spec { unschedulable: true }"),
+      MakeNode("n4", "8", "16Gi", "110", {{kLabelZone, "b"}, {"disk", "ssd"}}),
+  };
+  const std::string anti_web =
+      "affinity { pod_anti_affinity { required_during_scheduling_ignored_during_execution { "
+      "label_selector { match_labels { key: 'app' value: 'web' } } topology_key: 'kubernetes.io/hostname' } } }";
+  const std::string prefer_db =
+      "affinity { pod_affinity { preferred_during_scheduling_ignored_during_execution { weight: 10 "
+      "pod_affinity_term { label_selector { match_labels { key: 'app' value: 'db' } } "
+      "topology_key: 'topology.kubernetes.io/zone' } } } }";
+  const std::vector<std::vector<Pod>> clusters = {
+      {},
+      {On(MakePod("db", "1", "1Gi", {{"app", "db"}}), "n4"), On(MakePod("web0", "1", "1Gi", {{"app", "web"}}), "n1")},
+      {On(MakePod("guard", "1", "1Gi", {{"app", "guard"}}, anti_web), "n1"),
+       On(MakePod("fan", "", "", {{"app", "fan"}}, prefer_db), "n2")},
+  };
+  const std::vector<Pod> pods = {
+      MakePod("plain", "500m", "256Mi"),
+      MakePod("web", "500m", "256Mi", {{"app", "web"}}),
+      MakePod("selector", "", "", {}, "node_selector { key: 'disk' value: 'ssd' }"),
+      MakePod("preferred", "", "", {},
+              "affinity { node_affinity { preferred_during_scheduling_ignored_during_execution { "
+              "weight: 5 preference { match_expressions { key: 'disk' operator: 'In' values: 'ssd' } } } } }"),
+      MakePod("named", "", "", {}, "node_name: 'n4'"),
+      MakePod("anti", "", "", {{"app", "web"}}, anti_web),
+      MakePod("near-db", "", "", {}, prefer_db),
+      MakePod("spread", "", "", {{"app", "web"}},
+              "topology_spread_constraints { max_skew: 1 topology_key: 'topology.kubernetes.io/zone' "
+              "when_unsatisfiable: 'DoNotSchedule' label_selector { match_labels { key: 'app' value: 'web' } } }"),
+      MakePod("soft-spread", "", "", {{"app", "web"}},
+              "topology_spread_constraints { max_skew: 1 topology_key: 'topology.kubernetes.io/zone' "
+              "when_unsatisfiable: 'ScheduleAnyway' label_selector { match_labels { key: 'app' value: 'web' } } }"),
+  };
+  const Plugins plugins = DefaultPlugins();
+  int filter_skips = 0, score_skips = 0, filter_runs = 0, score_runs = 0;
+  for (const std::vector<Pod>& bound : clusters) {
+    const Snapshot snapshot = MakeSnapshot(nodes, bound);
+    for (const Pod& pod : pods) {
+      for (const auto& filter : plugins.filters) {
+        if (!filter->SkipsFilter(pod, snapshot)) {
+          ++filter_runs;
+          continue;
+        }
+        ++filter_skips;
+        for (const NodeInfo& node : snapshot.nodes()) {
+          EXPECT_TRUE(filter->Filter(pod, node, snapshot).ok())
+              << filter->name() << " skipped pod " << pod.metadata().name() << " but rejects "
+              << node.name() << " with " << bound.size() << " pods bound";
+        }
+      }
+      for (const WeightedScorePlugin& weighted : plugins.scores) {
+        if (!weighted.plugin->SkipsScore(pod, snapshot)) {
+          ++score_runs;
+          continue;
+        }
+        ++score_skips;
+        std::vector<int64_t> scores = ScoreAll(*weighted.plugin, pod, snapshot);
+        for (int64_t score : scores) {
+          EXPECT_EQ(score, scores.front())
+              << weighted.plugin->name() << " skipped pod " << pod.metadata().name()
+              << " but scores nodes differently with " << bound.size() << " pods bound";
+        }
+      }
+    }
+  }
+  // Both kinds happen in this table, so the checks above are not vacuous.
+  EXPECT_GT(filter_skips, 0);
+  EXPECT_GT(score_skips, 0);
+  EXPECT_GT(filter_runs, 0);
+  EXPECT_GT(score_runs, 0);
 }
 
 }  // namespace
