@@ -52,8 +52,9 @@ Status Framework::RunFilters(const PodToSchedule& pod, const NodeInfo& node, con
 std::vector<NodeScore> Framework::RunScores(const PodToSchedule& pod,
                                             const std::vector<const NodeInfo*>& nodes,
                                             const Snapshot& snapshot) const {
-  std::vector<NodeScore> result(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) result[i].name = nodes[i]->name();
+  std::vector<NodeScore> result;
+  result.reserve(nodes.size());
+  for (const NodeInfo* node : nodes) result.emplace_back(node);
   std::vector<int64_t> scores(nodes.size());
   for (const WeightedScorePlugin& weighted : plugins_.scores) {
     const ScorePlugin& plugin = *weighted.plugin;
@@ -122,7 +123,7 @@ ScheduleResult Framework::Schedule(const Pod& pod_object, const Snapshot& snapsh
     if (result.scores[i].total == best) ties.push_back(i);
   }
   size_t pick = ties.size() == 1 ? ties.front() : ties[rng_->Uniform(ties.size())];
-  result.node_name = std::string(result.scores[pick].name);
+  result.node_name = std::string(result.scores[pick].name());
   return result;
 }
 

@@ -230,11 +230,12 @@ TEST(Framework, WeightedScoresPickTheBest) {
       {std::make_shared<TableScore>("B", std::map<std::string, int64_t>{{"n2", 0}, {"n3", 60}, {"n1", 100}}), 2},
   };
   Framework fw(plugins, std::make_unique<SeededRng>(1));
-  ScheduleResult result = fw.Schedule(MakePod("p", "1", "1Gi"), FiveNodes());
+  const Snapshot nodes = FiveNodes();  // outlives the result, whose scores point into it
+  ScheduleResult result = fw.Schedule(MakePod("p", "1", "1Gi"), nodes);
   EXPECT_EQ(result.node_name, "n3");  // 120 beats 100
   EXPECT_EQ(result.feasible_nodes, 4);
   ASSERT_EQ(result.scores.size(), 4u);
-  EXPECT_EQ(result.scores[0].name, "n2");
+  EXPECT_EQ(result.scores[0].name(), "n2");
   EXPECT_EQ(result.scores[0].total, 100);
   EXPECT_EQ(result.scores[1].total, 120);
   EXPECT_EQ(result.scores[1].by_plugin, (NodeScore::PluginScores{0, 60}));  // A's, then B's
@@ -251,7 +252,8 @@ TEST(Framework, PluginsThatSkipThePodAreLeftOutOfTheCycle) {
   plugins.filters = {skipped_filter, filter};
   plugins.scores = {{skipped_score, 5}, {score, 1}};
   Framework fw(plugins, std::make_unique<SeededRng>(1));
-  ScheduleResult result = fw.Schedule(MakePod("p", "1", "1Gi"), FiveNodes());
+  const Snapshot nodes = FiveNodes();  // outlives the result, whose scores point into it
+  ScheduleResult result = fw.Schedule(MakePod("p", "1", "1Gi"), nodes);
   EXPECT_EQ(skipped_filter->calls, 0);
   EXPECT_EQ(skipped_score->calls, 0);
   EXPECT_EQ(filter->calls, 5);
@@ -259,13 +261,12 @@ TEST(Framework, PluginsThatSkipThePodAreLeftOutOfTheCycle) {
   EXPECT_EQ(result.feasible_nodes, 4);  // n2 and n3 stay feasible: the skipped filter never ran
   EXPECT_EQ(result.node_name, "n4");    // the skipped score's 100 on n2 counts for nothing
   ASSERT_EQ(result.scores.size(), 4u);
-  EXPECT_EQ(result.scores[0].name, "n2");
+  EXPECT_EQ(result.scores[0].name(), "n2");
   EXPECT_EQ(result.scores[0].total, 0);
   EXPECT_EQ(result.scores[2].by_plugin, (NodeScore::PluginScores{0, 50}));
   // RunFilters on its own (preemption's check of a node) runs every filter.
   const Pod pod = MakePod("p", "1", "1Gi");
-  const Snapshot snapshot = FiveNodes();
-  EXPECT_FALSE(fw.RunFilters(pod, *snapshot.Get("n2"), snapshot).ok());
+  EXPECT_FALSE(fw.RunFilters(pod, *nodes.Get("n2"), nodes).ok());
 }
 
 TEST(Framework, ScoresAreClampedToZeroToHundred) {
@@ -330,8 +331,8 @@ TEST(FrameworkTest, LargeClustersAreSearchedInTurnsForEnoughFeasibleNodes) {
   ScheduleResult second = fw.Schedule(MakePod("q", "1", "1Gi"), snapshot);
   EXPECT_EQ(second.evaluated_nodes, 420);
   std::set<std::string> firsts, seconds;
-  for (const auto& s : first.scores) firsts.insert(std::string(s.name));
-  for (const auto& s : second.scores) seconds.insert(std::string(s.name));
+  for (const auto& s : first.scores) firsts.insert(std::string(s.name()));
+  for (const auto& s : second.scores) seconds.insert(std::string(s.name()));
   for (const auto& name : seconds) EXPECT_EQ(firsts.count(name), 0u) << name;
   // A pod that fits nowhere is checked against every node.
   std::vector<std::string> all;
