@@ -784,15 +784,17 @@ void ResourceStore::UpdateWith(const api::ResourceInfo& info, const std::string&
     }
   }
   meta->set_resource_version(old_meta.resource_version());
-  // A server subresource (binding) makes changes a user's update may not (spec.nodeName): the
-  // update rules do not apply to it; the object must still be valid.
+  // A binding sets fields a user's update may not (spec.nodeName) on an object that was valid,
+  // with a node name BindAsync validated: the update rules do not apply, and the whole object
+  // needs no second validation (a binding is the scheduler's hot path).
   if (auto* pc = dynamic_cast<capstan::scheduling::v1::PriorityClass*>(next.get())) {
     absl::Status s = CheckGlobalDefault(info, *pc, true);
     if (!s.ok()) return done(s);
   }
-  absl::Status invalid =
-      ValidateObject(info, *next, scope == UpdateScope::kWhole ? nullptr : &old);
-  if (!invalid.ok()) return done(invalid);
+  if (scope != UpdateScope::kBinding) {
+    absl::Status invalid = ValidateObject(info, *next, &old);
+    if (!invalid.ok()) return done(invalid);
+  }
 
   // An unconditional update that lost a race to another writer is tried again on the fresher
   // object, for as long as it keeps losing, as Kubernetes' GuaranteedUpdate does: every round
@@ -809,7 +811,7 @@ void ResourceStore::UpdateWith(const api::ResourceInfo& info, const std::string&
     if (dry_run) return done(current);
     return RemoveFromStore(info, std::move(next), current->mod_revision(), std::move(retry));
   }
-  if (Serialize(old) == Serialize(*next)) {
+  if (scope != UpdateScope::kBinding && Serialize(old) == Serialize(*next)) {
     return done(current);  // a no-op update writes nothing and keeps the resourceVersion
   }
   WriteAsync(info, next.get(), current->mod_revision(), dry_run, retry);
@@ -901,10 +903,28 @@ void ResourceStore::BindAsync(const std::string& ns, const std::string& pod_name
                               const capstan::core::v1::Binding& binding, bool dry_run,
                               Done done) {
   const api::ResourceInfo& info = *scheme_.ByKind("v1", "Pod");
+  // Kubernetes' ValidatePodBinding, plus the node name's format: the bound pod is not validated
+  // again, and its spec.nodeName must stay valid.
+  const std::string& kind = binding.target().kind();
+  if (!kind.empty() && kind != "Node") {
+    return done(api::Invalid(
+        Ref(info, pod_name),
+        {{"FieldValueNotSupported", "target.kind",
+          absl::StrCat("target.kind: Unsupported value: \"", kind,
+                       "\": supported values: \"Node\", \"<empty>\"")}}));
+  }
   if (binding.target().name().empty()) {
     return done(api::Invalid(Ref(info, pod_name),
                              {{"FieldValueRequired", "target.name",
                                "target.name: Required value: the node to bind to"}}));
+  }
+  std::vector<std::string> bad_name = api::IsDNS1123Subdomain(binding.target().name());
+  if (!bad_name.empty()) {
+    return done(api::Invalid(
+        Ref(info, pod_name),
+        {{"FieldValueInvalid", "target.name",
+          absl::StrCat("target.name: Invalid value: \"", binding.target().name(), "\": ",
+                       bad_name.front())}}));
   }
   if (!binding.metadata().name().empty() && binding.metadata().name() != pod_name) {
     return done(api::BadRequest("the name of the binding does not match the name of the pod"));
@@ -942,7 +962,7 @@ void ResourceStore::BindAsync(const std::string& ns, const std::string& pod_name
         pod->mutable_metadata()->clear_resource_version();
         return pod;
       },
-      UpdateScope::kWhole, dry_run, std::move(done));
+      UpdateScope::kBinding, dry_run, std::move(done));
 }
 
 absl::StatusOr<ObjectPtr> ResourceStore::Delete(const api::ResourceInfo& info,

@@ -132,9 +132,10 @@ class ResourceStore {
   void CloseWatches(absl::Status why);
 
  private:
-  // What an update may change: the object but not its status; only its status; or (for server
-  // subresources such as binding, which start from the stored object) both.
-  enum class UpdateScope { kMain, kStatus, kWhole };
+  // What an update may change: the object but not its status; only its status; or, for the
+  // binding subresource, what its mutation sets on the stored object (spec.nodeName and the
+  // PodScheduled condition), neither validated again nor compared, as Kubernetes' binding.
+  enum class UpdateScope { kMain, kStatus, kBinding };
 
   struct Resource {
     const api::ResourceInfo* info;

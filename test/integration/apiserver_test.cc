@@ -296,10 +296,11 @@ TEST_F(ApiServerTest, FinalizersAndGracefulDeletionOverTheWire) {
   watch.Finish();
 }
 
-absl::StatusOr<Pod> Bind(Api& api, const std::string& pod, const std::string& node) {
+absl::StatusOr<Pod> Bind(Api& api, const std::string& pod, const std::string& node,
+                         const std::string& kind = "Node") {
   capstan::core::v1::Binding binding;
   binding.mutable_metadata()->set_name(pod);
-  binding.mutable_target()->set_kind("Node");
+  binding.mutable_target()->set_kind(kind);
   binding.mutable_target()->set_name(node);
   apiv1::CreateRequest req;
   *req.mutable_resource() = Ref("", "pods", "default");
@@ -332,6 +333,18 @@ TEST_F(ApiServerTest, BindingSetsTheNodeOnceAndRacingBindersNeverDoubleBind) {
   EXPECT_EQ(api_->GetTyped<Pod>(ref, "b-0")->spec().node_name(), "node-1");
   EXPECT_EQ(api::Reason(Bind(*api_, "missing", "node-1").status()), "NotFound");
   EXPECT_EQ(api::Reason(Bind(*api_, "b-0", "").status()), "Invalid");
+  // The bound pod is not validated again, so the binding's own fields are, by name.
+  ASSERT_TRUE(api_->CreateTyped(ref, MakePod("b-1")).ok());
+  absl::Status bad_node = Bind(*api_, "b-1", "Not_A_Node").status();
+  EXPECT_EQ(api::Reason(bad_node), "Invalid");
+  EXPECT_NE(bad_node.message().find("target.name: Invalid value: \"Not_A_Node\""),
+            std::string::npos) << bad_node;
+  absl::Status bad_kind = Bind(*api_, "b-1", "node-1", "Pod").status();
+  EXPECT_EQ(api::Reason(bad_kind), "Invalid");
+  EXPECT_NE(bad_kind.message().find("target.kind: Unsupported value: \"Pod\""),
+            std::string::npos) << bad_kind;
+  EXPECT_TRUE(api_->GetTyped<Pod>(ref, "b-1")->spec().node_name().empty());
+  EXPECT_TRUE(Bind(*api_, "b-1", "node-1", "").ok());  // an empty kind means Node
 
   // Two binders race over the same pods with different nodes: each pod is bound exactly once.
   constexpr int kPods = 30;
