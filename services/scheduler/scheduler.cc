@@ -2,9 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <functional>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -25,49 +23,7 @@ uint64_t Seed(uint64_t seed) {
 
 }  // namespace
 
-// A fixed pool of threads running binding cycles; destruction runs what is queued, then joins.
-class Scheduler::Binders {
- public:
-  explicit Binders(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
-  }
-  ~Binders() {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-    }
-    for (auto& t : threads_) t.join();
-  }
-  void Submit(std::function<void()> task) {
-    absl::MutexLock lock(&mu_);
-    tasks_.push_back(std::move(task));
-  }
-
- private:
-  void Work() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-          return stopping_ || !tasks_.empty();
-        };
-        mu_.Await(absl::Condition(&ready));
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
-
-Scheduler::~Scheduler() = default;
+Scheduler::~Scheduler() { WaitForBindings(); }
 
 Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* factory,
                      client::EventRecorder* recorder, prometheus::Registry* registry,
@@ -77,8 +33,7 @@ Scheduler::Scheduler(client::Client* client, client::SharedInformerFactory* fact
       recorder_(recorder),
       pods_(factory->For<Pod>()),
       nodes_(factory->For<Node>()),
-      framework_(plugins::DefaultPlugins(), std::make_unique<SeededRng>(Seed(options_.seed))),
-      binders_(std::make_unique<Binders>(16)) {
+      framework_(plugins::DefaultPlugins(), std::make_unique<SeededRng>(Seed(options_.seed))) {
   if (registry != nullptr) {
     attempts_ = &prometheus::BuildCounter()
                      .Name("scheduler_schedule_attempts_total")
@@ -186,7 +141,7 @@ void Scheduler::Run() {
           .Set(static_cast<double>(queue_.UnschedulableSize()));
     }
   }
-  binders_.reset();  // finish the bindings already decided
+  WaitForBindings();  // finish the bindings already decided
 }
 
 void Scheduler::Stop() { queue_.Close(); }
@@ -212,9 +167,7 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
     }
   }
   if (result.scheduled()) {
-    binders_->Submit([this, info, pod, node = result.node_name, start] {
-      BindAssumed(info, pod, node, start);
-    });
+    BindAssumed(std::move(info), std::move(pod), std::move(result.node_name), start);
     return;
   }
   // Back to the queue as unschedulable either way: the victims' deletions requeue it.
@@ -229,8 +182,49 @@ void Scheduler::ScheduleOne(QueuedPodInfo info) {
 
 void Scheduler::BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, std::string node,
                             std::chrono::steady_clock::time_point start) {
+  {
+    absl::MutexLock lock(&bindings_mu_);
+    auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(bindings_mu_) {
+      return bindings_in_flight_ < kMaxBindingsInFlight;
+    };
+    bindings_mu_.Await(absl::Condition(&room));
+    ++bindings_in_flight_;
+  }
+  // Owned by the call until gRPC answers.
+  struct Call {
+    grpc::ClientContext context;
+    apiv1::CreateRequest request;
+    apiv1::ObjectResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  capstan::core::v1::Binding binding;
+  binding.mutable_metadata()->set_name(pod->metadata().name());
+  binding.mutable_metadata()->set_namespace_(pod->metadata().namespace_());
+  binding.mutable_metadata()->set_uid(pod->metadata().uid());
+  binding.mutable_target()->set_kind("Node");
+  binding.mutable_target()->set_name(node);
+  apiv1::CreateRequest& request = call->request;
+  request.mutable_resource()->set_version("v1");
+  request.mutable_resource()->set_resource("pods");
+  request.mutable_resource()->set_namespace_(pod->metadata().namespace_());
+  request.set_subresource("binding");
+  request.set_name(pod->metadata().name());
+  request.set_object(binding.SerializeAsString());
+  call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  client_->stub()->async()->Create(
+      &call->context, &call->request, &call->response,
+      [this, call, info = std::move(info), pod = std::move(pod), node = std::move(node),
+       start](grpc::Status status) {
+        BindingDone(info, pod, node, start, api::FromGrpcStatus(status));
+        absl::MutexLock lock(&bindings_mu_);
+        --bindings_in_flight_;
+      });
+}
+
+void Scheduler::BindingDone(const QueuedPodInfo& info, const std::shared_ptr<const Pod>& pod,
+                            const std::string& node, std::chrono::steady_clock::time_point start,
+                            absl::Status bound) {
   std::string result_label = "scheduled";
-  absl::Status bound = Bind(*pod, node);
   if (bound.ok()) {
     queue_.Done(*pod);
     if (recorder_ != nullptr) {
@@ -259,24 +253,12 @@ void Scheduler::BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, 
   }
 }
 
-absl::Status Scheduler::Bind(const Pod& pod, const std::string& node) {
-  capstan::core::v1::Binding binding;
-  binding.mutable_metadata()->set_name(pod.metadata().name());
-  binding.mutable_metadata()->set_namespace_(pod.metadata().namespace_());
-  binding.mutable_metadata()->set_uid(pod.metadata().uid());
-  binding.mutable_target()->set_kind("Node");
-  binding.mutable_target()->set_name(node);
-  apiv1::CreateRequest request;
-  request.mutable_resource()->set_version("v1");
-  request.mutable_resource()->set_resource("pods");
-  request.mutable_resource()->set_namespace_(pod.metadata().namespace_());
-  request.set_subresource("binding");
-  request.set_name(pod.metadata().name());
-  request.set_object(binding.SerializeAsString());
-  apiv1::ObjectResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  return api::FromGrpcStatus(client_->stub()->Create(&context, request, &response));
+void Scheduler::WaitForBindings() {
+  absl::MutexLock lock(&bindings_mu_);
+  auto none = [this]() ABSL_SHARED_LOCKS_REQUIRED(bindings_mu_) {
+    return bindings_in_flight_ == 0;
+  };
+  bindings_mu_.Await(absl::Condition(&none));
 }
 
 std::string Scheduler::Preempt(const Pod& pod) {

@@ -50,10 +50,9 @@ class Scheduler {
   void Run();
   void Stop();
 
-  // One scheduling attempt (exposed for tests). The binding it decides runs on a binder thread.
+  // One scheduling attempt (exposed for tests). The binding it decides is an asynchronous call;
+  // Run() and the destructor wait for the calls in flight.
   void ScheduleOne(QueuedPodInfo info);
-
-  class Binders;
 
  private:
   bool Responsible(const Pod& pod) const;
@@ -62,10 +61,14 @@ class Scheduler {
   // The cache shares pod (the informer's immutable object) instead of copying it.
   void CachePod(const Pod* old_pod, const std::shared_ptr<const Pod>& pod)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Bind(const Pod& pod, const std::string& node);
-  // The binding cycle of a pod assumed on node: bind, then record the outcome.
+  // The binding cycle of a pod assumed on node: sends the binding (waiting first while
+  // kMaxBindingsInFlight are), and records the outcome when the apiserver answers.
   void BindAssumed(QueuedPodInfo info, std::shared_ptr<const Pod> pod, std::string node,
                    std::chrono::steady_clock::time_point start);
+  void BindingDone(const QueuedPodInfo& info, const std::shared_ptr<const Pod>& pod,
+                   const std::string& node, std::chrono::steady_clock::time_point start,
+                   absl::Status bound);
+  void WaitForBindings();
   // Records FailedScheduling and the PodScheduled=False condition, and status.nominatedNodeName
   // when `nominated_node` is non-empty (one status write for both).
   void MarkUnschedulable(const Pod& pod, const std::string& message,
@@ -82,9 +85,13 @@ class Scheduler {
   client::Informer<Node> nodes_;
   SchedulingQueue queue_;
   Framework framework_;
-  // Bindings run here, concurrently (they share the apiserver's fsyncs), while the next pod is
-  // being scheduled against a cache in which this one is already assumed.
-  std::unique_ptr<Binders> binders_;
+  // Bindings are asynchronous gRPC calls, answered on gRPC's threads, many at once (they share
+  // the apiserver's fsyncs) while the next pod is scheduled against a cache in which this one
+  // is already assumed. A bound on them holds the scheduling loop back when the apiserver is
+  // slower than the algorithm, so assumed-but-unbound pods do not pile up.
+  static constexpr int kMaxBindingsInFlight = 64;
+  absl::Mutex bindings_mu_;
+  int bindings_in_flight_ ABSL_GUARDED_BY(bindings_mu_) = 0;
 
   // The cluster as the scheduler sees it: every node with its bound pods plus the pods this
   // scheduler bound that the informer has not shown bound yet (assumed), so the next decisions
