@@ -9,7 +9,8 @@
 //   create  etcd: Put of a new key "/registry/pods/NS/NAME" whose value is the encoded ~1 KiB pod,
 //           and, as an extra row, the Txn kube-apiserver sends for a create (the key's
 //           mod_revision == 0, then Put); Capstan: Create of the same ~1 KiB pod. --clients
-//           concurrent clients (default 1, 16, 256), --duration each.
+//           concurrent clients (default 1, 16, 256), --duration each, taken in
+//           --create_rounds alternating rounds (etcd put, etcd txn, Capstan, and again).
 //   get     etcd: Range of one existing key (linearizable, etcd's default); Capstan: Get of one
 //           existing pod. --get_clients concurrent clients (default 1, 16), --duration each.
 //   list    etcd: Range of a prefix holding --read_keys (3,000) of the ~1 KiB values; Capstan:
@@ -77,6 +78,9 @@ ABSL_FLAG(std::vector<std::string>, list_clients, std::vector<std::string>({"1",
           "Numbers of concurrent clients for the list/range-of-a-prefix workload.");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5),
           "Duration of each run (one server, one workload, one client count).");
+ABSL_FLAG(int, create_rounds, 4,
+          "The create workload alternates etcd and Capstan in this many rounds of "
+          "--duration/rounds each, so that the machine's drift hits both alike.");
 ABSL_FLAG(int64_t, max_ops, 500000, "Most requests in each run (a safety bound).");
 ABSL_FLAG(int, clients_per_channel, 16, "Clients sharing one channel (one HTTP/2 connection).");
 ABSL_FLAG(int, read_keys, 3000,
@@ -525,31 +529,49 @@ struct Targets {
   Pod pod;
 };
 
-// For each client count etcd runs first (put, then txn), then Capstan, so any drift of the
-// machine over the run (page cache, disk) affects both sides of a row alike.
+// Adds one round's measurement to the total of the rounds before.
+void Accumulate(const Measure& round, Measure* total) {
+  total->load.ok += round.load.ok;
+  total->load.failed += round.load.failed;
+  if (total->load.first_error.empty()) total->load.first_error = round.load.first_error;
+  total->load.seconds += round.load.seconds;
+  total->load.latency.Merge(round.load.latency);
+  if (round.server_cpu) total->server_cpu = total->server_cpu.value_or(0) + *round.server_cpu;
+  total->bench_cpu += round.bench_cpu;
+}
+
+// For each client count, --create_rounds rounds of: etcd put, etcd txn, Capstan create, each
+// for --duration/rounds. This machine's speed drifts by up to 1.5-2x within minutes; rounds
+// this short spread the drift over both sides of a row instead of giving it to one.
 void RunCreates(const Targets& t, const std::string& ns, std::vector<Pair>* pairs) {
-  const int64_t max_ops = absl::GetFlag(FLAGS_max_ops);
-  const absl::Duration duration = absl::GetFlag(FLAGS_duration);
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_create_rounds));
+  const int64_t max_ops = absl::GetFlag(FLAGS_max_ops) / rounds;
+  const absl::Duration duration = absl::GetFlag(FLAGS_duration) / rounds;
   for (int clients : ParseCounts(absl::GetFlag(FLAGS_clients), "clients")) {
     Pair put{Kind::kCreatePut, clients}, txn{Kind::kCreateTxn, clients};
-    {
-      EtcdChannels channels(t.etcd, ChannelsFor(clients));
-      put.etcd = Measured(t.etcd_pid, "etcd", absl::StrCat("put, ", Clients(clients)), [&] {
-        return PutKeys(channels, clients, max_ops, duration, t.pod, ns,
-                       absl::StrCat("c", clients, "-"));
-      });
-      txn.etcd = Measured(t.etcd_pid, "etcd", absl::StrCat("txn create, ", Clients(clients)), [&] {
-        return TxnCreateKeys(channels, clients, max_ops, duration, t.pod, ns,
-                             absl::StrCat("t", clients, "-"));
-      });
-    }
-    {
-      Connections connections(t.capstan, ChannelsFor(clients));
-      put.capstan =
-          Measured(t.capstan_pid, "capstan", absl::StrCat("create, ", Clients(clients)), [&] {
-            return CreatePods(connections, clients, ClientsPerChannel(), max_ops, duration, t.pod,
-                              ns, absl::StrCat("c", clients, "-"));
-          });
+    EtcdChannels channels(t.etcd, ChannelsFor(clients));
+    Connections connections(t.capstan, ChannelsFor(clients));
+    for (int round = 0; round < rounds; ++round) {
+      const std::string prefix = absl::StrCat(clients, "-r", round, "-");
+      const std::string what = absl::StrCat(Clients(clients), ", round ", round + 1);
+      Accumulate(Measured(t.etcd_pid, "etcd", absl::StrCat("put, ", what),
+                          [&] {
+                            return PutKeys(channels, clients, max_ops, duration, t.pod, ns,
+                                           absl::StrCat("c", prefix));
+                          }),
+                 &put.etcd);
+      Accumulate(Measured(t.etcd_pid, "etcd", absl::StrCat("txn create, ", what),
+                          [&] {
+                            return TxnCreateKeys(channels, clients, max_ops, duration, t.pod, ns,
+                                                 absl::StrCat("t", prefix));
+                          }),
+                 &txn.etcd);
+      Accumulate(Measured(t.capstan_pid, "capstan", absl::StrCat("create, ", what),
+                          [&] {
+                            return CreatePods(connections, clients, ClientsPerChannel(), max_ops,
+                                              duration, t.pod, ns, absl::StrCat("c", prefix));
+                          }),
+                 &put.capstan);
     }
     txn.capstan = put.capstan;  // one Capstan run serves both rows
     pairs->push_back(std::move(put));

@@ -18,6 +18,8 @@
 // puts/deletes, log entries, current_revision) with sync, updates the index, calls the observer
 // for each event in order, and only then wakes the writers. While one group is being fsynced,
 // the next one queues up, so one fsync is shared by every writer that arrived meanwhile.
+// The WAL file is kept zero-filled ahead of its end (wal_file_system.h), so that fsync writes
+// the log's data blocks and not, each time, its inode as well.
 //
 // Automatic log retention runs on a separate thread (woken every few seconds, or by the
 // committer once the log is a quarter past log_retention) so that no commit ever pays for it.
@@ -47,9 +49,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "lib/storage/wal_file_system.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -254,10 +258,16 @@ struct PendingWrite {
 
 class RocksDbStoreImpl final : public RocksDbStore {
  public:
-  RocksDbStoreImpl(const RocksDbOptions& options, std::unique_ptr<rocksdb::DB> db,
+  RocksDbStoreImpl(const RocksDbOptions& options, std::unique_ptr<rocksdb::Env> env,
+                   std::unique_ptr<rocksdb::DB> db,
                    rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle* objects,
                    rocksdb::ColumnFamilyHandle* log)
-      : options_(options), db_(std::move(db)), meta_(meta), objects_(objects), log_(log) {}
+      : options_(options),
+        env_(std::move(env)),
+        db_(std::move(db)),
+        meta_(meta),
+        objects_(objects),
+        log_(log) {}
 
   ~RocksDbStoreImpl() override {
     {
@@ -330,6 +340,8 @@ class RocksDbStoreImpl final : public RocksDbStore {
 
   // Constant after construction.
   const RocksDbOptions options_;
+  // The database's Env (its file system), if not RocksDB's default; outlives db_.
+  const std::unique_ptr<rocksdb::Env> env_;
   const std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* const meta_;     // Owned; destroyed before db_ closes.
   rocksdb::ColumnFamilyHandle* const objects_;  // Owned.
@@ -808,6 +820,13 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOp
   db_options.keep_log_file_num = 4;  // RocksDB's own info LOG files.
   // No enable_pipelined_write / concurrent writers: the committer is the only writer of
   // consequence and batches by itself.
+  // Durable commits overwrite zeros instead of growing the WAL file: one disk write per
+  // fdatasync instead of two (wal_file_system.h).
+  std::unique_ptr<rocksdb::Env> env;
+  if (options.sync) {
+    env = rocksdb::NewCompositeEnv(NewZeroFilledWalFileSystem(rocksdb::FileSystem::Default()));
+    db_options.env = env.get();
+  }
 
   const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
@@ -826,7 +845,8 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOp
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, families, &handles, &raw_db);
   if (!s.ok()) return ToStatus(s, absl::StrCat("open ", options.path));
 
-  auto store = std::make_unique<RocksDbStoreImpl>(options, std::unique_ptr<rocksdb::DB>(raw_db),
+  auto store = std::make_unique<RocksDbStoreImpl>(options, std::move(env),
+                                                  std::unique_ptr<rocksdb::DB>(raw_db),
                                                   handles[0], handles[1], handles[2]);
   if (absl::Status recovered = store->Recover(); !recovered.ok()) return recovered;
   store->Start();
