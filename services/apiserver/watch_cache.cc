@@ -93,6 +93,7 @@ CachedObject::CachedObject(std::unique_ptr<google::protobuf::Message> object, in
     : mod_revision_(mod_revision) {
   Index(*object);
   object->SerializeToString(&proto_);
+  if (KeepsDecoded(object->GetDescriptor())) decoded_ = std::move(object);
 }
 
 CachedObject::CachedObject(const google::protobuf::Message& object, std::string stored)
@@ -138,6 +139,7 @@ void CachedObject::Stamp(int64_t mod_revision) {
                         absl::StrCat(mod_revision), &meta);
   proto_.reserve(proto_.size() + meta.size() + 4);
   AppendLengthDelimited(metadata_field_, meta, &proto_);
+  KeepDecodedIfWanted();
 }
 
 void CachedObject::Index(const google::protobuf::Message& object) {
@@ -154,7 +156,15 @@ void CachedObject::Index(const google::protobuf::Message& object) {
   }
 }
 
+void CachedObject::KeepDecodedIfWanted() {
+  if (KeepsDecoded(prototype_->GetDescriptor())) decoded_ = Decode();
+}
+
 std::shared_ptr<const google::protobuf::Message> CachedObject::object() const {
+  return decoded_ != nullptr ? decoded_ : Decode();
+}
+
+std::shared_ptr<const google::protobuf::Message> CachedObject::Decode() const {
   std::shared_ptr<google::protobuf::Message> object(prototype_->New());
   // The encoding was made from a valid message by this process: it always decodes.
   object->ParseFromString(proto_);
@@ -173,6 +183,13 @@ std::optional<std::string> CachedObject::field(std::string_view path) const {
 const std::string& CachedObject::json() const {
   std::call_once(json_once_, [this] { json_ = api::PrintJson(*object()); });
   return json_;
+}
+
+bool KeepsDecoded(const google::protobuf::Descriptor* type) {
+  // Every namespaced create reads its Namespace; every pod create looks for the default
+  // PriorityClass among all of them.
+  const std::string& name = type->full_name();
+  return name == "capstan.core.v1.Namespace" || name == "capstan.scheduling.v1.PriorityClass";
 }
 
 const char* WatchEventTypeName(WatchEventType type) {

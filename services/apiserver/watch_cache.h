@@ -41,7 +41,9 @@ namespace capstan::apiserver {
 // The decoded message is not kept: a ~1 KiB pod takes ~7 KB of heap as a protobuf message (every
 // string, map entry and repeated field is an allocation) against ~2 KB this way. object()
 // decodes it again (a few microseconds), which only writes, admission and JSON need; reads,
-// lists and watches send the encoding as it is.
+// lists and watches send the encoding as it is. The exception is the few kinds that admission
+// reads on every write of other objects (Namespace, PriorityClass: see KeepsDecoded): a
+// cluster has a handful of them, and decoding them for each pod created was ~15% of a create.
 class CachedObject {
  public:
   // object must carry metadata.resourceVersion == mod_revision.
@@ -64,7 +66,8 @@ class CachedObject {
   static absl::StatusOr<std::shared_ptr<CachedObject>> FromStored(
       const google::protobuf::Message& prototype, std::string stored, int64_t mod_revision);
 
-  // The object, decoded from the encoding on each call.
+  // The object: decoded from the encoding on each call, or the one kept for the kinds that
+  // KeepsDecoded.
   std::shared_ptr<const google::protobuf::Message> object() const;
   // Only name, namespace and labels are set.
   const capstan::meta::v1::ObjectMeta& meta() const { return meta_; }
@@ -78,6 +81,9 @@ class CachedObject {
  private:
   CachedObject() = default;
   void Index(const google::protobuf::Message& object);
+  std::shared_ptr<const google::protobuf::Message> Decode() const;
+  // Sets decoded_ for the kinds that keep it; called once the encoding is final.
+  void KeepDecodedIfWanted();
 
   const google::protobuf::Message* prototype_ = nullptr;  // of the kind, to decode with
   int metadata_field_ = 0;  // the number of the kind's `metadata` field
@@ -85,10 +91,15 @@ class CachedObject {
   std::vector<std::pair<std::string, std::string>> fields_;
   int64_t mod_revision_ = 0;
   std::string proto_;
+  // Set before the object is shared, for KeepsDecoded kinds only.
+  std::shared_ptr<const google::protobuf::Message> decoded_;
   mutable std::once_flag json_once_;
   mutable std::string json_;
 };
 using ObjectPtr = std::shared_ptr<const CachedObject>;
+
+// Whether the cache keeps objects of this type decoded (see CachedObject).
+bool KeepsDecoded(const google::protobuf::Descriptor* type);
 
 enum class WatchEventType { kAdded, kModified, kDeleted, kBookmark };
 const char* WatchEventTypeName(WatchEventType type);

@@ -4,6 +4,7 @@
 #include "gtest/gtest.h"
 #include "lib/api/errors.h"
 #include "proto/core_v1.pb.h"
+#include "proto/scheduling_v1.pb.h"
 
 namespace capstan::apiserver {
 namespace {
@@ -318,6 +319,39 @@ TEST(WatchCacheTest, NodeWatchersSeeOnlyTheirNodesPods) {
                                                      absl::StrCat("b:", added, "@3")}));
   cache.StopWatch(n1);
   EXPECT_EQ(cache.watcher_count(), 3u);
+}
+
+TEST(CachedObjectTest, NamespacesAndPriorityClassesStayDecodedPodsDoNot) {
+  EXPECT_TRUE(KeepsDecoded(capstan::core::v1::Namespace::descriptor()));
+  EXPECT_TRUE(KeepsDecoded(capstan::scheduling::v1::PriorityClass::descriptor()));
+  EXPECT_FALSE(KeepsDecoded(Pod::descriptor()));
+
+  capstan::core::v1::Namespace ns;
+  ns.mutable_metadata()->set_name("prod");
+  ns.mutable_status()->set_phase("Active");
+  const std::string stored = ns.SerializeAsString();
+  CachedObject committed(ns, stored);
+  committed.Stamp(7);
+  absl::StatusOr<std::shared_ptr<CachedObject>> loaded =
+      CachedObject::FromStored(capstan::core::v1::Namespace::default_instance(), stored, 8);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto with_version = std::make_unique<capstan::core::v1::Namespace>(ns);
+  with_version->mutable_metadata()->set_resource_version("9");
+  CachedObject built(std::move(with_version), 9);
+
+  for (const CachedObject* cached : {&committed, loaded->get(), &built}) {
+    std::shared_ptr<const google::protobuf::Message> first = cached->object();
+    EXPECT_EQ(first.get(), cached->object().get()) << "decoded once, then shared";
+    const auto& back = static_cast<const capstan::core::v1::Namespace&>(*first);
+    EXPECT_EQ(back.metadata().resource_version(), absl::StrCat(cached->mod_revision()));
+    EXPECT_EQ(back.status().phase(), "Active");
+  }
+
+  Pod pod;
+  pod.mutable_metadata()->set_name("web-0");
+  CachedObject pod_object(pod, pod.SerializeAsString());
+  pod_object.Stamp(10);
+  EXPECT_NE(pod_object.object().get(), pod_object.object().get()) << "pods are decoded per call";
 }
 
 }  // namespace
