@@ -62,6 +62,24 @@ TEST(SchemeTest, FieldValueFollowsJsonPaths) {
   EXPECT_EQ(FieldValue(pod, "spec.containers"), std::nullopt);
 }
 
+// The field paths are remembered per type: asking the same path of another kind, and asking
+// again, answer for that kind.
+TEST(SchemeTest, FieldValueAnswersPerKindWhenAskedAgain) {
+  capstan::core::v1::Pod pod;
+  pod.mutable_spec()->set_node_name("node-1");
+  capstan::core::v1::Namespace ns;
+  ns.mutable_status()->set_phase("Active");
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(FieldValue(pod, "spec.nodeName"), "node-1");
+    EXPECT_EQ(FieldValue(ns, "spec.nodeName"), std::nullopt);
+    EXPECT_EQ(FieldValue(ns, "status.phase"), "Active");
+    EXPECT_EQ(FieldValue(pod, "status.phase"), "");
+    EXPECT_EQ(FieldValueFromWire(ns.GetDescriptor(), ns.SerializeAsString(), "status.phase"),
+              "Active");
+    EXPECT_EQ(FieldValue(pod, "spec.bogus"), std::nullopt);
+  }
+}
+
 // FieldValueFromWire answers as FieldValue for every selectable field of every kind, set or
 // unset, including where a parser merges repeated occurrences of an embedded message.
 TEST(SchemeTest, FieldValueFromWireAgreesWithFieldValue) {
