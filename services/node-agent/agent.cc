@@ -70,6 +70,7 @@ absl::Status NodeAgent::Start() {
     for (const auto& [uid, entry] : entries_) queue_.Add(uid);
   }
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { Work(); });
+  if (!options_.worker.log_root.empty()) log_collector_ = std::thread([this] { CollectLogs(); });
   reporter_->Start();
   started_ = true;
   return absl::OkStatus();
@@ -82,6 +83,24 @@ void NodeAgent::Stop() {
   queue_.ShutDown();
   for (auto& t : workers_) t.join();
   workers_.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (log_collector_.joinable()) log_collector_.join();
+}
+
+void NodeAgent::CollectLogs() {
+  for (;;) {
+    std::set<std::string> live;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.log_gc_period)) return;
+      for (const auto& [uid, entry] : entries_) live.insert(uid);
+    }
+    worker_->CollectPodLogs(live);
+  }
 }
 
 void NodeAgent::Adopt() {

@@ -40,6 +40,9 @@ struct NodeAgentOptions {
   PodWorkerOptions worker;  // node_ip is taken from node.ip
   int workers = 8;          // pods synced at once
   int probe_threads = 4;
+  // How often the log directories of pods this node no longer has are collected; a deleted pod's
+  // logs stay one to two periods (the kubelet's container GC runs every minute).
+  absl::Duration log_gc_period = absl::Minutes(1);
 };
 
 class NodeAgent {
@@ -74,6 +77,7 @@ class NodeAgent {
   void Adopt();
   void OnPod(const client::Object& object, bool deleted);
   void Work();
+  void CollectLogs();  // The log collector thread: PodWorker::CollectPodLogs every period.
   // One sync of the pod with this uid; returns when to look again (zero: only on change).
   absl::Duration Sync(const std::string& uid);
   void WriteStatus(Entry* entry, const capstan::core::v1::Pod& pod,
@@ -91,10 +95,12 @@ class NodeAgent {
   std::unique_ptr<client::SharedIndexInformer> informer_;
   std::thread informer_thread_;
   std::vector<std::thread> workers_;
+  std::thread log_collector_;
 
   absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by pod uid
   bool started_ = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace capstan::nodeagent

@@ -46,6 +46,8 @@ ABSL_FLAG(int64_t, max_pods, 110, "Pod capacity to report");
 ABSL_FLAG(std::vector<std::string>, node_labels, {}, "Extra node labels, KEY=VALUE");
 ABSL_FLAG(absl::Duration, node_lease_renew_interval, absl::Seconds(10), "How often the node's Lease is renewed");
 ABSL_FLAG(int, workers, 8, "Pods synced at once (per node)");
+ABSL_FLAG(absl::Duration, log_gc_period, absl::Minutes(1),
+          "How often log directories of pods gone from the node are removed (each is kept one to two periods)");
 ABSL_FLAG(int, simulate_nodes, 0, "Act as this many nodes with a simulated runtime (no containers); never the default");
 ABSL_FLAG(absl::Duration, simulated_start_delay, absl::ZeroDuration(), "Simulated nodes: how long a container takes to start");
 
@@ -159,6 +161,7 @@ int Main() {
     options.node = NodeConfigFromFlags(grpc_port);
     options.workers = absl::GetFlag(FLAGS_workers);
     options.worker.log_root = data_dir + "/logs";
+    options.log_gc_period = absl::GetFlag(FLAGS_log_gc_period);
     BridgeNetworkOptions net;
     net.bridge = absl::GetFlag(FLAGS_bridge);
     net.pod_cidr = absl::GetFlag(FLAGS_pod_cidr);

@@ -72,6 +72,28 @@ std::string PodWorker::LogPath(const PodRecord& record, const std::string& conta
                       container, "/", restart, ".log");
 }
 
+int PodWorker::CollectPodLogs(const std::set<std::string>& live) {
+  if (options_.log_root.empty()) return 0;
+  std::set<std::string> dead;
+  int removed = 0;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.log_root, error)) {
+    const std::string name = entry.path().filename().string();
+    const size_t underscore = name.rfind('_');
+    if (underscore == std::string::npos || live.count(name.substr(underscore + 1)) > 0) continue;
+    if (dead_log_dirs_.count(name) == 0) {
+      dead.insert(name);  // Removed on the next pass if still not live.
+      continue;
+    }
+    std::error_code ignored;
+    if (std::filesystem::remove_all(entry.path(), ignored) != static_cast<std::uintmax_t>(-1)) {
+      ++removed;
+    }
+  }
+  dead_log_dirs_ = std::move(dead);
+  return removed;
+}
+
 bool PodWorker::EnsureImage(const Container& spec, ContainerRecord* c, absl::Time now,
                             absl::Duration* requeue) {
   const std::string& image = spec.image();

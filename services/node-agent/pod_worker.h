@@ -19,6 +19,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/time/time.h"
@@ -92,6 +93,12 @@ class PodWorker {
   // The log file of a container's given restart (kubelet's layout: NS_NAME_UID/CONTAINER/N.log).
   std::string LogPath(const PodRecord& record, const std::string& container, int restart) const;
 
+  // One pass of the log garbage collector, as the kubelet's container GC: a pod's log directory
+  // (NS_NAME_UID) whose uid is not in `live` is removed if it was already not live on the previous
+  // pass, so a deleted pod's logs stay readable for one to two passes. Returns how many it
+  // removed. Called from one thread at a time.
+  int CollectPodLogs(const std::set<std::string>& live);
+
  private:
   // Makes sure the container's image is on the node; false (and the record's waiting reason set)
   // when it is not (yet).
@@ -107,6 +114,7 @@ class PodWorker {
   PodNetwork* const network_;
   ProbeManager* const probes_;
   const PodWorkerOptions options_;
+  std::set<std::string> dead_log_dirs_;  // seen not live by the last CollectPodLogs
 };
 
 // Kubernetes' pod phase from its containers' states (kubelet's getPhase, without init containers).

@@ -2,6 +2,8 @@
 // pod's containers go through, and the status each one shows.
 #include "services/node-agent/pod_worker.h"
 
+#include <filesystem>
+
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "lib/client/clock.h"
@@ -39,13 +41,14 @@ class PodWorkerTest : public ::testing::Test {
  protected:
   PodWorkerTest() { Make(absl::ZeroDuration()); }
 
-  void Make(absl::Duration start_delay, std::set<std::string> missing = {}) {
+  void Make(absl::Duration start_delay, std::set<std::string> missing = {},
+            std::string log_root = ::testing::TempDir()) {
     worker_.reset();
     runtime_ = std::make_unique<SimulatedRuntime>(
         SimulatedRuntime::Options{start_delay, std::move(missing), &clock_});
     PodWorkerOptions options;
     options.node_ip = "192.168.1.10";
-    options.log_root = ::testing::TempDir();
+    options.log_root = std::move(log_root);
     options.clock = &clock_;
     worker_ = std::make_unique<PodWorker>(runtime_.get(), &network_, nullptr, options);
   }
@@ -258,6 +261,35 @@ TEST_F(PodWorkerTest, KillPodStopsAndRemovesEverything) {
   EXPECT_TRUE(network_.ListPods()->empty());
   // Idempotent.
   EXPECT_TRUE(worker_->KillPod(&record_, absl::Seconds(30)).ok());
+}
+
+TEST_F(PodWorkerTest, LogsOfPodsNoLongerLiveGoOnTheSecondPass) {
+  const std::filesystem::path root = std::filesystem::path(::testing::TempDir()) / "log-gc";
+  std::filesystem::create_directories(root);
+  Make(absl::ZeroDuration(), {}, root.string());
+  Sync();
+  const std::filesystem::path logs =
+      std::filesystem::path(worker_->LogPath(record_, "app", 0)).parent_path().parent_path();
+  ASSERT_TRUE(std::filesystem::is_directory(logs)) << logs;
+  const std::filesystem::path dead = root / "default_gone_uid-gone";
+  std::filesystem::create_directories(dead / "app");
+
+  // The live pod's logs stay, pass after pass; the dead one's survive the pass that first finds
+  // them (a deleted pod's logs can still be read for a while), then go.
+  EXPECT_EQ(worker_->CollectPodLogs({record_.uid}), 0);
+  EXPECT_TRUE(std::filesystem::is_directory(dead / "app"));
+  EXPECT_EQ(worker_->CollectPodLogs({record_.uid}), 1);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::is_directory(logs));
+
+  // A pod that comes back (or was only briefly unknown) between passes keeps its logs.
+  ASSERT_TRUE(worker_->KillPod(&record_, absl::Seconds(30)).ok());
+  EXPECT_EQ(worker_->CollectPodLogs({}), 0);
+  EXPECT_EQ(worker_->CollectPodLogs({record_.uid}), 0);
+  EXPECT_EQ(worker_->CollectPodLogs({}), 0);
+  EXPECT_TRUE(std::filesystem::is_directory(logs));
+  EXPECT_EQ(worker_->CollectPodLogs({}), 1);
+  EXPECT_FALSE(std::filesystem::exists(logs));
 }
 
 TEST_F(PodWorkerTest, AdoptedContainersAreNotRestarted) {

@@ -236,7 +236,8 @@ class ContainerdAgentTest : public ::testing::Test {
             "--listen=127.0.0.1:0", "--containerd_address=" + containerd_->socket(),
             "--containerd_namespace=" + containerd_namespace_, "--data_dir=" + data_dir_,
             "--pod_cidr=" + pod_cidr_prefix_ + "0/24", "--bridge=" + bridge_,
-            "--node_lease_renew_interval=1s", "--image_archives=" + RunfilePath(kImageArchive)});
+            "--node_lease_renew_interval=1s", "--log_gc_period=2s",
+            "--image_archives=" + RunfilePath(kImageArchive)});
     absl::Status started = agent_->Start();
     ASSERT_TRUE(started.ok()) << started << "\n" << agent_->log();
   }
@@ -549,6 +550,23 @@ TEST_F(ContainerdAgentTest, DeletionSendsSigtermFirst) {
       << ReadFile(LogFile(pod, "app", 0));
   EXPECT_FALSE(HasContainerOf(pod.metadata().uid()));
   EXPECT_FALSE(HasNetnsOf(pod.metadata().uid()));
+}
+
+TEST_F(ContainerdAgentTest, ADeletedPodsLogsAreRemovedAfterAWhile) {
+  Pod pod = Create(MakePod("short-lived", node_, "echo bye; exec sleep 3600"));
+  ASSERT_TRUE(WaitForPhase("short-lived", "Running"));
+  const std::string dir = std::filesystem::path(LogFile(pod, "app", 0)).parent_path().parent_path();
+  ASSERT_TRUE(Eventually([&] { return absl::StrContains(ReadFile(LogFile(pod, "app", 0)), "bye"); }));
+  Pod other = Create(MakePod("staying", node_, "exec sleep 3600"));
+  ASSERT_TRUE(WaitForPhase("staying", "Running"));
+  const std::string other_dir =
+      std::filesystem::path(LogFile(other, "app", 0)).parent_path().parent_path();
+
+  ASSERT_TRUE(client_->Delete<Pod>("default", "short-lived").ok());
+  ASSERT_TRUE(WaitGone("short-lived"));
+  // --log_gc_period=2s: the directory stays one to two periods after the pod is gone, then goes.
+  EXPECT_TRUE(Eventually([&] { return !std::filesystem::exists(dir); }, 20)) << dir;
+  EXPECT_TRUE(std::filesystem::is_directory(other_dir)) << other_dir;
 }
 
 TEST_F(ContainerdAgentTest, DeletionKillsAContainerIgnoringSigtermAfterTheGracePeriod) {
