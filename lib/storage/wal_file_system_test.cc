@@ -66,9 +66,14 @@ class ZeroFilledWalTest : public ::testing::Test {
       : root_(testing::MakeTempDir("wal-")),
         env_(rocksdb::NewCompositeEnv(NewZeroFilledWalFileSystem(rocksdb::FileSystem::Default()))) {}
   ~ZeroFilledWalTest() override {
-    for (rocksdb::ColumnFamilyHandle* h : handles_) delete h;
-    db_.reset();
+    Close();
     testing::RemoveTree(root_);
+  }
+
+  void Close() {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) delete h;
+    handles_.clear();
+    db_.reset();
   }
 
   // Opens (creating) the database at `path` with families "default", "a" and "b" through the
@@ -107,9 +112,7 @@ class ZeroFilledWalTest : public ::testing::Test {
   }
 
   void Reopen(const std::string& path) {
-    for (rocksdb::ColumnFamilyHandle* h : handles_) delete h;
-    handles_.clear();
-    db_.reset();
+    Close();
     Open(path);
   }
 
