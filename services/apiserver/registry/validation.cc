@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "google/protobuf/util/message_differencer.h"
+#include "absl/types/span.h"
 #include "lib/api/quantity.h"
 
 namespace capstan::apiserver::registry {
@@ -18,7 +19,6 @@ namespace {
 using capstan::api::Duplicate;
 using capstan::api::Forbidden;
 using capstan::api::Invalid;
-using capstan::api::NotSupported;
 using capstan::api::Required;
 using capstan::api::TooLong;
 using capstan::core::v1::Container;
@@ -41,46 +41,49 @@ constexpr char kPortRange[] = "must be between 1 and 65535, inclusive";
 
 // --- field paths, as field.Path renders them ---
 
-std::string Child(const std::string& path, const std::string& name) {
-  return path.empty() ? name : path + "." + name;
-}
-std::string Index(const std::string& path, int index) {
-  return path + "[" + std::to_string(index) + "]";
-}
-std::string Key(const std::string& path, const std::string& key) { return path + "[" + key + "]"; }
+FieldPath Child(const FieldPath& path, absl::string_view name) { return path.Child(name); }
+FieldPath Index(const FieldPath& path, int index) { return path.Index(index); }
+FieldPath Key(const FieldPath& path, absl::string_view key) { return path.Key(key); }
 
 // --- small shared checks ---
 
-void AddInvalidPerMessage(const std::string& path, const std::string& value,
+void AddInvalidPerMessage(const FieldPath& path, const std::string& value,
                           const std::vector<std::string>& msgs, FieldErrors* errs) {
   for (const std::string& msg : msgs) errs->push_back(Invalid(path, value, msg));
 }
 
-void ValidateDNS1123Label(const std::string& value, const std::string& path, FieldErrors* errs) {
+void ValidateDNS1123Label(const std::string& value, const FieldPath& path, FieldErrors* errs) {
   AddInvalidPerMessage(path, value, api::IsDNS1123Label(value), errs);
 }
 
-void ValidateDNS1123Subdomain(const std::string& value, const std::string& path,
+void ValidateDNS1123Subdomain(const std::string& value, const FieldPath& path,
                               FieldErrors* errs) {
   AddInvalidPerMessage(path, value, api::IsDNS1123Subdomain(value), errs);
 }
 
 // Kubernetes' ValidateLabelName: a qualified name, one error per problem.
-void ValidateQualifiedName(const std::string& value, const std::string& path, FieldErrors* errs) {
+void ValidateQualifiedName(const std::string& value, const FieldPath& path, FieldErrors* errs) {
   AddInvalidPerMessage(path, value, api::IsQualifiedName(value), errs);
 }
 
-void ValidateNonNegative(int64_t value, const std::string& path, FieldErrors* errs) {
+void ValidateNonNegative(int64_t value, const FieldPath& path, FieldErrors* errs) {
   if (value < 0) errs->push_back(Invalid(path, std::to_string(value), kNonNegative));
 }
 
-bool OneOf(const std::string& value, const std::vector<std::string>& allowed) {
+// The allowed values of an enum-like field, as literals: no strings are built to check one.
+using Allowed = absl::Span<const absl::string_view>;
+
+bool OneOf(absl::string_view value, Allowed allowed) {
   return std::find(allowed.begin(), allowed.end(), value) != allowed.end();
 }
 
+FieldError NotSupported(const FieldPath& path, const std::string& value, Allowed allowed) {
+  return api::NotSupported(path, value, std::vector<std::string>(allowed.begin(), allowed.end()));
+}
+
 // Required when empty, NotSupported when not one of `allowed`.
-void ValidateEnum(const std::string& value, const std::vector<std::string>& allowed,
-                  const std::string& path, FieldErrors* errs) {
+void ValidateEnum(const std::string& value, Allowed allowed, const FieldPath& path,
+                  FieldErrors* errs) {
   if (value.empty()) {
     errs->push_back(Required(path, ""));
   } else if (!OneOf(value, allowed)) {
@@ -222,7 +225,7 @@ bool IsValidCIDR(const std::string& value) {
 bool IsIPv4CIDR(const std::string& value) { return value.find(':') == std::string::npos; }
 
 // ValidatePortNumOrName, for probe ports.
-void ValidatePortNumOrName(const IntOrString& port, const std::string& path, FieldErrors* errs) {
+void ValidatePortNumOrName(const IntOrString& port, const FieldPath& path, FieldErrors* errs) {
   if (port.value_case() == IntOrString::kStrVal) {
     AddInvalidPerMessage(path, port.str_val(), IsValidPortName(port.str_val()), errs);
   } else if (port.int_val() < 1 || port.int_val() > 65535) {
@@ -237,7 +240,7 @@ bool IsStandardContainerResourceName(const std::string& name) {
          name.rfind("hugepages-", 0) == 0;
 }
 
-void ValidateContainerResourceName(const std::string& name, const std::string& path,
+void ValidateContainerResourceName(const std::string& name, const FieldPath& path,
                                    FieldErrors* errs) {
   std::vector<std::string> msgs = api::IsQualifiedName(name);
   if (!msgs.empty()) {
@@ -247,37 +250,50 @@ void ValidateContainerResourceName(const std::string& name, const std::string& p
   }
 }
 
-// Validates one resource list (requests, limits, capacity); returns each valid quantity in
-// nano-units, for comparisons the caller makes.
-std::map<std::string, absl::int128> ValidateResourceList(
-    const Map<std::string, capstan::meta::v1::Quantity>& list, const std::string& path,
+// One valid quantity of a resource list, in nano-units.
+struct ParsedQuantity {
+  absl::string_view name;  // The list's key.
+  absl::int128 nano;
+};
+
+// Validates one resource list (requests, limits, capacity), in key order as Kubernetes reports
+// it; returns the valid quantities, for comparisons the caller makes.
+std::vector<ParsedQuantity> ValidateResourceList(
+    const Map<std::string, capstan::meta::v1::Quantity>& list, const FieldPath& path,
     bool container_resources, FieldErrors* errs) {
-  std::map<std::string, absl::int128> parsed;
-  std::map<std::string, capstan::meta::v1::Quantity> sorted(list.begin(), list.end());
-  for (const auto& [name, quantity] : sorted) {
-    const std::string entry_path = Key(path, name);
+  std::vector<const Map<std::string, capstan::meta::v1::Quantity>::value_type*> sorted;
+  sorted.reserve(list.size());
+  for (const auto& entry : list) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  std::vector<ParsedQuantity> parsed;
+  parsed.reserve(sorted.size());
+  for (const auto* entry : sorted) {
+    const std::string& name = entry->first;
+    const std::string& text = entry->second.string();
+    const FieldPath entry_path = Key(path, name);
     if (container_resources) {
       ValidateContainerResourceName(name, entry_path, errs);
     } else {
       ValidateQualifiedName(name, entry_path, errs);
     }
-    absl::StatusOr<absl::int128> value = api::ParseQuantityNano(quantity.string());
+    absl::StatusOr<absl::int128> value = api::ParseQuantityNano(text);
     if (!value.ok()) {
-      errs->push_back(Invalid(entry_path, quantity.string(), api::kQuantityFormatError));
+      errs->push_back(Invalid(entry_path, text, api::kQuantityFormatError));
       continue;
     }
     if (*value < 0) {
-      errs->push_back(Invalid(entry_path, quantity.string(), kNonNegative));
+      errs->push_back(Invalid(entry_path, text, kNonNegative));
       continue;
     }
-    parsed[name] = *value;
+    parsed.push_back({name, *value});
   }
   return parsed;
 }
 
 // --- pod spec pieces ---
 
-void ValidateProbe(const capstan::core::v1::Probe& probe, const std::string& path,
+void ValidateProbe(const capstan::core::v1::Probe& probe, const FieldPath& path,
                    FieldErrors* errs) {
   std::vector<std::string> handlers;
   if (probe.has_exec()) handlers.push_back("exec");
@@ -294,7 +310,7 @@ void ValidateProbe(const capstan::core::v1::Probe& probe, const std::string& pat
   }
   if (probe.has_http_get()) {
     const auto& http_get = probe.http_get();
-    const std::string http_path = Child(path, "httpGet");
+    const FieldPath http_path = Child(path, "httpGet");
     if (http_get.path().empty()) errs->push_back(Required(Child(http_path, "path"), ""));
     ValidatePortNumOrName(http_get.port(), Child(http_path, "port"), errs);
     if (!OneOf(http_get.scheme(), {"HTTP", "HTTPS"})) {
@@ -318,11 +334,11 @@ void ValidateProbe(const capstan::core::v1::Probe& probe, const std::string& pat
   }
 }
 
-void ValidateEnv(const RepeatedPtrField<capstan::core::v1::EnvVar>& env, const std::string& path,
+void ValidateEnv(const RepeatedPtrField<capstan::core::v1::EnvVar>& env, const FieldPath& path,
                  FieldErrors* errs) {
   for (int i = 0; i < env.size(); ++i) {
     const auto& var = env[i];
-    const std::string var_path = Index(path, i);
+    const FieldPath var_path = Index(path, i);
     if (var.name().empty()) {
       errs->push_back(Required(Child(var_path, "name"), ""));
     } else {
@@ -330,7 +346,7 @@ void ValidateEnv(const RepeatedPtrField<capstan::core::v1::EnvVar>& env, const s
     }
     if (!var.has_value_from()) continue;
     const auto& source = var.value_from();
-    const std::string source_path = Child(var_path, "valueFrom");
+    const FieldPath source_path = Child(var_path, "valueFrom");
     int sources = source.has_field_ref() + source.has_resource_field_ref() +
                   source.has_config_map_key_ref() + source.has_secret_key_ref();
     if (!var.value().empty() && sources != 0) {
@@ -350,7 +366,7 @@ void ValidateEnv(const RepeatedPtrField<capstan::core::v1::EnvVar>& env, const s
       errs->push_back(Required(Child(source_path, "resourceFieldRef.resource"), ""));
     }
     auto validate_key_ref = [&](const std::string& name, const std::string& key,
-                                const std::string& ref_path) {
+                                const FieldPath& ref_path) {
       if (name.empty()) {
         errs->push_back(Required(Child(ref_path, "name"), ""));
       } else {
@@ -374,11 +390,11 @@ void ValidateEnv(const RepeatedPtrField<capstan::core::v1::EnvVar>& env, const s
 }
 
 void ValidateContainerPorts(const Container& container, bool host_network,
-                            const std::string& path, FieldErrors* errs) {
+                            const FieldPath& path, FieldErrors* errs) {
   std::set<std::string> port_names;
   for (int i = 0; i < container.ports_size(); ++i) {
     const auto& port = container.ports(i);
-    const std::string port_path = Index(path, i);
+    const FieldPath port_path = Index(path, i);
     if (!port.name().empty()) {
       AddInvalidPerMessage(Child(port_path, "name"), port.name(), IsValidPortName(port.name()), errs);
       if (!port_names.insert(port.name()).second) {
@@ -403,11 +419,11 @@ void ValidateContainerPorts(const Container& container, bool host_network,
 }
 
 void ValidateVolumeMounts(const Container& container, const std::set<std::string>& volume_names,
-                          const std::string& path, FieldErrors* errs) {
+                          const FieldPath& path, FieldErrors* errs) {
   std::set<std::string> mount_paths;
   for (int i = 0; i < container.volume_mounts_size(); ++i) {
     const auto& mount = container.volume_mounts(i);
-    const std::string mount_path = Index(path, i);
+    const FieldPath mount_path = Index(path, i);
     if (mount.name().empty()) {
       errs->push_back(Required(Child(mount_path, "name"), ""));
     } else if (!volume_names.count(mount.name())) {
@@ -426,8 +442,8 @@ void ValidateVolumeMounts(const Container& container, const std::set<std::string
 // Checks one container; `names` accumulates container names across the pod for uniqueness.
 void ValidateContainer(const Container& container, bool is_init, bool host_network,
                        const std::set<std::string>& volume_names, std::set<std::string>* names,
-                       const std::string& path, FieldErrors* errs) {
-  const std::string name_path = Child(path, "name");
+                       const FieldPath& path, FieldErrors* errs) {
+  const FieldPath name_path = Child(path, "name");
   if (container.name().empty()) {
     errs->push_back(Required(name_path, ""));
   } else {
@@ -495,11 +511,11 @@ void ValidateContainer(const Container& container, bool is_init, bool host_netwo
 }
 
 std::set<std::string> ValidateVolumes(const RepeatedPtrField<capstan::core::v1::Volume>& volumes,
-                                      const std::string& path, FieldErrors* errs) {
+                                      const FieldPath& path, FieldErrors* errs) {
   std::set<std::string> names;
   for (int i = 0; i < volumes.size(); ++i) {
     const auto& volume = volumes[i];
-    const std::string volume_path = Index(path, i);
+    const FieldPath volume_path = Index(path, i);
     if (volume.name().empty()) {
       errs->push_back(Required(Child(volume_path, "name"), ""));
     } else {
@@ -552,7 +568,7 @@ std::set<std::string> ValidateVolumes(const RepeatedPtrField<capstan::core::v1::
     if (volume.has_host_path()) {
       const auto& host_path = volume.host_path();
       if (host_path.path().empty()) errs->push_back(Required(Child(volume_path, "hostPath.path"), ""));
-      const std::vector<std::string> types = {"",     "DirectoryOrCreate", "Directory",
+      constexpr absl::string_view types[] = {"",     "DirectoryOrCreate", "Directory",
                                               "FileOrCreate", "File",       "Socket",
                                               "CharDevice",   "BlockDevice"};
       if (host_path.has_type() && !OneOf(host_path.type(), types)) {
@@ -567,12 +583,12 @@ std::set<std::string> ValidateVolumes(const RepeatedPtrField<capstan::core::v1::
 }
 
 void ValidateTolerations(const RepeatedPtrField<capstan::core::v1::Toleration>& tolerations,
-                         const std::string& path, FieldErrors* errs) {
-  const std::vector<std::string> effects = {"NoSchedule", "PreferNoSchedule", "NoExecute"};
+                         const FieldPath& path, FieldErrors* errs) {
+  constexpr absl::string_view effects[] = {"NoSchedule", "PreferNoSchedule", "NoExecute"};
   for (int i = 0; i < tolerations.size(); ++i) {
     const auto& toleration = tolerations[i];
-    const std::string toleration_path = Index(path, i);
-    const std::string operator_path = Child(toleration_path, "operator");
+    const FieldPath toleration_path = Index(path, i);
+    const FieldPath operator_path = Child(toleration_path, "operator");
     if (!toleration.key().empty()) {
       ValidateQualifiedName(toleration.key(), Child(toleration_path, "key"), errs);
     }
@@ -609,9 +625,9 @@ void ValidateTolerations(const RepeatedPtrField<capstan::core::v1::Toleration>& 
 }
 
 void ValidateNodeSelectorRequirement(const capstan::core::v1::NodeSelectorRequirement& requirement,
-                                     bool is_field, const std::string& path, FieldErrors* errs) {
+                                     bool is_field, const FieldPath& path, FieldErrors* errs) {
   const std::string& op = requirement.operator_();
-  const std::string values_path = Child(path, "values");
+  const FieldPath values_path = Child(path, "values");
   if (op == "In" || op == "NotIn") {
     if (requirement.values().empty()) {
       errs->push_back(Required(values_path, "must be specified when `operator` is 'In' or 'NotIn'"));
@@ -639,7 +655,7 @@ void ValidateNodeSelectorRequirement(const capstan::core::v1::NodeSelectorRequir
 }
 
 void ValidateNodeSelectorTerm(const capstan::core::v1::NodeSelectorTerm& term,
-                              const std::string& path, FieldErrors* errs) {
+                              const FieldPath& path, FieldErrors* errs) {
   for (int i = 0; i < term.match_expressions_size(); ++i) {
     ValidateNodeSelectorRequirement(term.match_expressions(i), false,
                                     Index(Child(path, "matchExpressions"), i), errs);
@@ -650,14 +666,14 @@ void ValidateNodeSelectorTerm(const capstan::core::v1::NodeSelectorTerm& term,
   }
 }
 
-void ValidateWeight(int32_t weight, const std::string& path, FieldErrors* errs) {
+void ValidateWeight(int32_t weight, const FieldPath& path, FieldErrors* errs) {
   if (weight < 1 || weight > 100) {
     errs->push_back(Invalid(path, std::to_string(weight), "must be in the range 1-100"));
   }
 }
 
 void ValidatePodAffinityTerm(const capstan::core::v1::PodAffinityTerm& term,
-                             const std::string& path, FieldErrors* errs) {
+                             const FieldPath& path, FieldErrors* errs) {
   if (term.has_label_selector()) {
     api::ValidateLabelSelector(term.label_selector(), Child(path, "labelSelector"), errs);
   }
@@ -675,13 +691,13 @@ void ValidatePodAffinityTerm(const capstan::core::v1::PodAffinityTerm& term,
 }
 
 template <typename Affinity>
-void ValidatePodAffinityRules(const Affinity& affinity, const std::string& path, FieldErrors* errs) {
-  const std::string required_path = Child(path, "requiredDuringSchedulingIgnoredDuringExecution");
+void ValidatePodAffinityRules(const Affinity& affinity, const FieldPath& path, FieldErrors* errs) {
+  const FieldPath required_path = Child(path, "requiredDuringSchedulingIgnoredDuringExecution");
   for (int i = 0; i < affinity.required_during_scheduling_ignored_during_execution_size(); ++i) {
     ValidatePodAffinityTerm(affinity.required_during_scheduling_ignored_during_execution(i),
                             Index(required_path, i), errs);
   }
-  const std::string preferred_path = Child(path, "preferredDuringSchedulingIgnoredDuringExecution");
+  const FieldPath preferred_path = Child(path, "preferredDuringSchedulingIgnoredDuringExecution");
   for (int i = 0; i < affinity.preferred_during_scheduling_ignored_during_execution_size(); ++i) {
     const auto& weighted = affinity.preferred_during_scheduling_ignored_during_execution(i);
     ValidateWeight(weighted.weight(), Child(Index(preferred_path, i), "weight"), errs);
@@ -690,14 +706,14 @@ void ValidatePodAffinityRules(const Affinity& affinity, const std::string& path,
   }
 }
 
-void ValidateAffinity(const capstan::core::v1::Affinity& affinity, const std::string& path,
+void ValidateAffinity(const capstan::core::v1::Affinity& affinity, const FieldPath& path,
                       FieldErrors* errs) {
   if (affinity.has_node_affinity()) {
     const auto& node_affinity = affinity.node_affinity();
-    const std::string node_path = Child(path, "nodeAffinity");
+    const FieldPath node_path = Child(path, "nodeAffinity");
     if (node_affinity.has_required_during_scheduling_ignored_during_execution()) {
       const auto& selector = node_affinity.required_during_scheduling_ignored_during_execution();
-      const std::string terms_path =
+      const FieldPath terms_path =
           Child(node_path, "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
       if (selector.node_selector_terms().empty()) {
         errs->push_back(Required(terms_path, "must have at least one node selector term"));
@@ -706,7 +722,7 @@ void ValidateAffinity(const capstan::core::v1::Affinity& affinity, const std::st
         ValidateNodeSelectorTerm(selector.node_selector_terms(i), Index(terms_path, i), errs);
       }
     }
-    const std::string preferred_path =
+    const FieldPath preferred_path =
         Child(node_path, "preferredDuringSchedulingIgnoredDuringExecution");
     for (int i = 0; i < node_affinity.preferred_during_scheduling_ignored_during_execution_size(); ++i) {
       const auto& term = node_affinity.preferred_during_scheduling_ignored_during_execution(i);
@@ -724,12 +740,12 @@ void ValidateAffinity(const capstan::core::v1::Affinity& affinity, const std::st
 
 void ValidateTopologySpreadConstraints(
     const RepeatedPtrField<capstan::core::v1::TopologySpreadConstraint>& constraints,
-    const std::string& path, FieldErrors* errs) {
-  const std::vector<std::string> actions = {"DoNotSchedule", "ScheduleAnyway"};
+    const FieldPath& path, FieldErrors* errs) {
+  constexpr absl::string_view actions[] = {"DoNotSchedule", "ScheduleAnyway"};
   std::set<std::pair<std::string, std::string>> seen;
   for (int i = 0; i < constraints.size(); ++i) {
     const auto& constraint = constraints[i];
-    const std::string constraint_path = Index(path, i);
+    const FieldPath constraint_path = Index(path, i);
     if (constraint.max_skew() <= 0) {
       errs->push_back(Invalid(Child(constraint_path, "maxSkew"), std::to_string(constraint.max_skew()),
                               "must be greater than zero"));
@@ -739,7 +755,7 @@ void ValidateTopologySpreadConstraints(
     } else {
       ValidateQualifiedName(constraint.topology_key(), Child(constraint_path, "topologyKey"), errs);
     }
-    const std::string action_path = Child(constraint_path, "whenUnsatisfiable");
+    const FieldPath action_path = Child(constraint_path, "whenUnsatisfiable");
     ValidateEnum(constraint.when_unsatisfiable(), actions, action_path, errs);
     if (constraint.has_min_domains()) {
       if (constraint.min_domains() <= 0) {
@@ -764,7 +780,7 @@ void ValidateTopologySpreadConstraints(
 
 // --- workloads ---
 
-void ValidatePositiveIntOrPercent(const IntOrString& value, const std::string& path,
+void ValidatePositiveIntOrPercent(const IntOrString& value, const FieldPath& path,
                                   FieldErrors* errs) {
   if (value.value_case() == IntOrString::kStrVal) {
     const std::string& text = value.str_val();
@@ -790,9 +806,9 @@ int64_t IntOrPercentValue(const IntOrString& value) {
 }
 
 void ValidateRollingUpdate(const capstan::apps::v1::RollingUpdateDeployment& rolling_update,
-                           const std::string& path, FieldErrors* errs) {
-  const std::string unavailable_path = Child(path, "maxUnavailable");
-  const std::string surge_path = Child(path, "maxSurge");
+                           const FieldPath& path, FieldErrors* errs) {
+  const FieldPath unavailable_path = Child(path, "maxUnavailable");
+  const FieldPath surge_path = Child(path, "maxSurge");
   ValidatePositiveIntOrPercent(rolling_update.max_unavailable(), unavailable_path, errs);
   ValidatePositiveIntOrPercent(rolling_update.max_surge(), surge_path, errs);
   if (IntOrPercentValue(rolling_update.max_unavailable()) == 0 &&
@@ -814,8 +830,8 @@ void ValidateRollingUpdate(const capstan::apps::v1::RollingUpdateDeployment& rol
 void ValidateWorkloadSelectorAndTemplate(bool has_selector, const LabelSelector& selector,
                                          bool has_template,
                                          const capstan::core::v1::PodTemplateSpec& template_spec,
-                                         const std::string& path, FieldErrors* errs) {
-  const std::string selector_path = Child(path, "selector");
+                                         const FieldPath& path, FieldErrors* errs) {
+  const FieldPath selector_path = Child(path, "selector");
   bool selector_usable = false;
   if (!has_selector) {
     errs->push_back(Required(selector_path, ""));
@@ -831,7 +847,7 @@ void ValidateWorkloadSelectorAndTemplate(bool has_selector, const LabelSelector&
       selector_usable = selector_valid;
     }
   }
-  const std::string template_path = Child(path, "template");
+  const FieldPath template_path = Child(path, "template");
   if (!has_template) {
     errs->push_back(Required(template_path, ""));
     return;
@@ -849,13 +865,13 @@ void ValidateWorkloadSelectorAndTemplate(bool has_selector, const LabelSelector&
   }
 }
 
-void ValidateDeploymentSpec(const capstan::apps::v1::DeploymentSpec& spec, const std::string& path,
+void ValidateDeploymentSpec(const capstan::apps::v1::DeploymentSpec& spec, const FieldPath& path,
                             FieldErrors* errs) {
   if (spec.has_replicas()) ValidateNonNegative(spec.replicas(), Child(path, "replicas"), errs);
   ValidateWorkloadSelectorAndTemplate(spec.has_selector(), spec.selector(), spec.has_template_(),
                                       spec.template_(), path, errs);
   const auto& strategy = spec.strategy();
-  const std::string strategy_path = Child(path, "strategy");
+  const FieldPath strategy_path = Child(path, "strategy");
   if (strategy.type() == "Recreate") {
     if (strategy.has_rolling_update()) {
       errs->push_back(Forbidden(Child(strategy_path, "rollingUpdate"),
@@ -877,7 +893,7 @@ void ValidateDeploymentSpec(const capstan::apps::v1::DeploymentSpec& spec, const
     ValidateNonNegative(spec.revision_history_limit(), Child(path, "revisionHistoryLimit"), errs);
   }
   if (spec.has_progress_deadline_seconds()) {
-    const std::string deadline_path = Child(path, "progressDeadlineSeconds");
+    const FieldPath deadline_path = Child(path, "progressDeadlineSeconds");
     ValidateNonNegative(spec.progress_deadline_seconds(), deadline_path, errs);
     if (spec.progress_deadline_seconds() <= spec.min_ready_seconds()) {
       errs->push_back(Invalid(deadline_path, std::to_string(spec.progress_deadline_seconds()),
@@ -886,7 +902,7 @@ void ValidateDeploymentSpec(const capstan::apps::v1::DeploymentSpec& spec, const
   }
 }
 
-void ValidateReplicaSetSpec(const capstan::apps::v1::ReplicaSetSpec& spec, const std::string& path,
+void ValidateReplicaSetSpec(const capstan::apps::v1::ReplicaSetSpec& spec, const FieldPath& path,
                             FieldErrors* errs) {
   if (spec.has_replicas()) ValidateNonNegative(spec.replicas(), Child(path, "replicas"), errs);
   ValidateNonNegative(spec.min_ready_seconds(), Child(path, "minReadySeconds"), errs);
@@ -897,12 +913,12 @@ void ValidateReplicaSetSpec(const capstan::apps::v1::ReplicaSetSpec& spec, const
 // --- other kinds ---
 
 void ValidateTaints(const RepeatedPtrField<capstan::core::v1::Taint>& taints,
-                    const std::string& path, FieldErrors* errs) {
-  const std::vector<std::string> effects = {"NoSchedule", "PreferNoSchedule", "NoExecute"};
+                    const FieldPath& path, FieldErrors* errs) {
+  constexpr absl::string_view effects[] = {"NoSchedule", "PreferNoSchedule", "NoExecute"};
   std::set<std::pair<std::string, std::string>> seen;  // (effect, key)
   for (int i = 0; i < taints.size(); ++i) {
     const auto& taint = taints[i];
-    const std::string taint_path = Index(path, i);
+    const FieldPath taint_path = Index(path, i);
     ValidateQualifiedName(taint.key(), Child(taint_path, "key"), errs);
     std::vector<std::string> msgs = api::IsValidLabelValue(taint.value());
     if (!msgs.empty()) {
@@ -1054,7 +1070,7 @@ constexpr SystemPriorityClass kSystemPriorityClasses[] = {
     {"system-cluster-critical", 2000000000},
 };
 
-void ValidatePreemptionPolicy(const std::string& policy, const std::string& path,
+void ValidatePreemptionPolicy(const std::string& policy, const FieldPath& path,
                               FieldErrors* errs) {
   ValidateEnum(policy, {"PreemptLowerPriority", "Never"}, path, errs);
 }
@@ -1260,26 +1276,28 @@ bool SelectorMatches(const LabelSelector& selector, const Map<std::string, std::
 }
 
 void ValidateResourceRequirements(const capstan::core::v1::ResourceRequirements& resources,
-                                  const std::string& path, FieldErrors* errs) {
-  std::map<std::string, absl::int128> limits =
+                                  const FieldPath& path, FieldErrors* errs) {
+  const FieldPath requests_path = Child(path, "requests");
+  std::vector<ParsedQuantity> limits =
       ValidateResourceList(resources.limits(), Child(path, "limits"), true, errs);
-  std::map<std::string, absl::int128> requests =
-      ValidateResourceList(resources.requests(), Child(path, "requests"), true, errs);
-  for (const auto& [name, request] : requests) {
-    auto limit = limits.find(name);
-    if (limit != limits.end() && request > limit->second) {
-      errs->push_back(Invalid(Key(Child(path, "requests"), name),
-                              resources.requests().at(name).string(),
+  std::vector<ParsedQuantity> requests =
+      ValidateResourceList(resources.requests(), requests_path, true, errs);
+  for (const ParsedQuantity& request : requests) {
+    auto limit = std::find_if(limits.begin(), limits.end(),
+                              [&](const ParsedQuantity& l) { return l.name == request.name; });
+    if (limit != limits.end() && request.nano > limit->nano) {
+      const std::string name(request.name);
+      errs->push_back(Invalid(Key(requests_path, name), resources.requests().at(name).string(),
                               "must be less than or equal to " + name + " limit of " +
                                   resources.limits().at(name).string()));
     }
   }
 }
 
-void ValidatePodSpec(const PodSpec& spec, const std::string& path, FieldErrors* errs) {
+void ValidatePodSpec(const PodSpec& spec, const FieldPath& path, FieldErrors* errs) {
   std::set<std::string> volume_names = ValidateVolumes(spec.volumes(), Child(path, "volumes"), errs);
   std::set<std::string> container_names;
-  const std::string containers_path = Child(path, "containers");
+  const FieldPath containers_path = Child(path, "containers");
   if (spec.containers().empty()) errs->push_back(Required(containers_path, ""));
   for (int i = 0; i < spec.containers_size(); ++i) {
     ValidateContainer(spec.containers(i), /*is_init=*/false, spec.host_network(), volume_names,
@@ -1340,10 +1358,10 @@ void ValidatePodSpec(const PodSpec& spec, const std::string& path, FieldErrors* 
 }
 
 void ValidatePodTemplateSpec(const capstan::core::v1::PodTemplateSpec& template_spec,
-                             const LabelSelector* selector, const std::string& path,
+                             const LabelSelector* selector, const FieldPath& path,
                              FieldErrors* errs) {
   const ObjectMeta& meta = template_spec.metadata();
-  const std::string labels_path = Child(path, "metadata.labels");
+  const FieldPath labels_path = Child(path, "metadata.labels");
   if (selector != nullptr && !SelectorMatches(*selector, meta.labels())) {
     errs->push_back(Invalid(labels_path, GoMapLiteral(meta.labels()),
                             "`selector` does not match template `labels`"));

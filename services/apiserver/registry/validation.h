@@ -6,6 +6,11 @@
 #ifndef CAPSTAN_SERVICES_APISERVER_REGISTRY_VALIDATION_H_
 #define CAPSTAN_SERVICES_APISERVER_REGISTRY_VALIDATION_H_
 
+#include <string>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "lib/api/validation.h"
 #include "proto/apps_v1.pb.h"
@@ -17,6 +22,57 @@ namespace capstan::apiserver::registry {
 
 using capstan::api::FieldError;
 using capstan::api::FieldErrors;
+
+// A field's path, rendered into text only when an error names it: a valid object, the common
+// case, builds no strings (Kubernetes' field.Path, as a list of steps from the root). A path
+// copies its steps, so a child outlives the path it came from; the names themselves are not
+// copied: pass literals, or strings that outlive the path (a message's own fields and keys).
+class FieldPath {
+ public:
+  // A root: "spec", "metadata.labels", or "" (the object itself).
+  FieldPath(const char* root) { steps_.push_back({root, 0, kChild}); }         // NOLINT: implicit
+  FieldPath(const std::string& root) { steps_.push_back({root, 0, kChild}); }  // NOLINT: implicit
+
+  FieldPath Child(absl::string_view name) const { return With({name, 0, kChild}); }
+  FieldPath Index(int index) const { return With({{}, index, kIndex}); }
+  FieldPath Key(absl::string_view key) const { return With({key, 0, kKey}); }
+
+  std::string String() const {
+    std::string out;
+    for (const Step& step : steps_) {
+      switch (step.kind) {
+        case kChild:
+          if (!out.empty() && !step.name.empty()) out += '.';
+          out.append(step.name.data(), step.name.size());
+          break;
+        case kIndex:
+          absl::StrAppend(&out, "[", step.index, "]");
+          break;
+        case kKey:
+          absl::StrAppend(&out, "[", step.name, "]");
+          break;
+      }
+    }
+    return out;
+  }
+  // FieldErrors take the path as text.
+  operator std::string() const { return String(); }  // NOLINT: implicit by design
+
+ private:
+  enum Kind : uint8_t { kChild, kIndex, kKey };
+  struct Step {
+    absl::string_view name;
+    int index;
+    Kind kind;
+  };
+  FieldPath With(Step step) const {
+    FieldPath child = *this;
+    child.steps_.push_back(step);
+    return child;
+  }
+
+  absl::InlinedVector<Step, 8> steps_;
+};
 
 // Validates a new object of any built-in kind: its metadata (namespaced says whether the kind
 // lives in a namespace) and its kind's own rules. Kinds without rules get metadata checks only.
@@ -30,14 +86,14 @@ FieldErrors ValidateUpdate(const google::protobuf::Message& object,
 
 // The per-kind pieces, reusable where only part of an object is at hand (paths are prefixed with
 // `path`, e.g. "spec" or "spec.template.spec").
-void ValidatePodSpec(const capstan::core::v1::PodSpec& spec, const std::string& path,
+void ValidatePodSpec(const capstan::core::v1::PodSpec& spec, const FieldPath& path,
                      FieldErrors* errs);
 void ValidatePodTemplateSpec(const capstan::core::v1::PodTemplateSpec& template_spec,
                              const capstan::meta::v1::LabelSelector* selector,
-                             const std::string& path, FieldErrors* errs);
+                             const FieldPath& path, FieldErrors* errs);
 // A resources block: names, quantity syntax, non-negative, requests <= limits.
 void ValidateResourceRequirements(const capstan::core::v1::ResourceRequirements& resources,
-                                  const std::string& path, FieldErrors* errs);
+                                  const FieldPath& path, FieldErrors* errs);
 
 // Whether the labels satisfy the selector (matchLabels and matchExpressions, ANDed). An empty
 // selector matches everything, as Kubernetes' labels.Everything() does.

@@ -31,6 +31,20 @@ T Defaulted(const std::string& text) {
   return message;
 }
 
+TEST(FieldPathTest, RendersAsKubernetesFieldPath) {
+  const FieldPath object("");
+  EXPECT_EQ(object.Child("metadata").String(), "metadata");
+  const FieldPath spec("spec");
+  const FieldPath container = spec.Child("containers").Index(2);
+  EXPECT_EQ(container.String(), "spec.containers[2]");
+  const FieldPath cpu = container.Child("resources.requests").Key("cpu");
+  EXPECT_EQ(cpu.String(), "spec.containers[2].resources.requests[cpu]");
+  EXPECT_EQ(FieldPath("data").Key("tls.key").Index(0).String(), "data[tls.key][0]");
+  // Errors take it as text.
+  FieldError err = api::Required(cpu, "");
+  EXPECT_EQ(err.field, "spec.containers[2].resources.requests[cpu]");
+}
+
 bool HasError(const FieldErrors& errs, const std::string& field, const std::string& type) {
   for (const FieldError& err : errs) {
     if (err.field == field && err.type == type) return true;
