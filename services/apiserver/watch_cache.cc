@@ -119,9 +119,9 @@ absl::StatusOr<std::shared_ptr<CachedObject>> CachedObject::FromStored(
   if (!well_formed || !merged) {
     return absl::InvalidArgumentError(absl::StrCat("stored ", type->name(), " does not decode"));
   }
-  cached->meta_.set_name(std::move(*meta.mutable_name()));
-  cached->meta_.set_namespace_(std::move(*meta.mutable_namespace_()));
-  cached->meta_.mutable_labels()->swap(*meta.mutable_labels());
+  cached->meta_.name_ = std::move(*meta.mutable_name());
+  cached->meta_.namespace_name_ = std::move(*meta.mutable_namespace_());
+  cached->meta_.labels_.swap(*meta.mutable_labels());
   for (const std::string& path : SelectableFields(type)) {
     if (path == "metadata.name" || path == "metadata.namespace") continue;
     std::optional<std::string> value = api::FieldValueFromWire(type, stored, path);
@@ -146,9 +146,9 @@ void CachedObject::Index(const google::protobuf::Message& object) {
   prototype_ = object.GetReflection()->GetMessageFactory()->GetPrototype(object.GetDescriptor());
   metadata_field_ = object.GetDescriptor()->FindFieldByName("metadata")->number();
   const capstan::meta::v1::ObjectMeta& meta = api::Meta(object);
-  meta_.set_name(meta.name());
-  meta_.set_namespace_(meta.namespace_());
-  *meta_.mutable_labels() = meta.labels();
+  meta_.name_ = meta.name();
+  meta_.namespace_name_ = meta.namespace_();
+  meta_.labels_ = meta.labels();
   for (const std::string& path : SelectableFields(object.GetDescriptor())) {
     if (path == "metadata.name" || path == "metadata.namespace") continue;
     std::optional<std::string> value = api::FieldValue(object, path);

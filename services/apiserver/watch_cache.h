@@ -44,6 +44,21 @@ namespace capstan::apiserver {
 // lists and watches send the encoding as it is. The exception is the few kinds that admission
 // reads on every write of other objects (Namespace, PriorityClass: see KeepsDecoded): a
 // cluster has a handful of them, and decoding them for each pod created was ~15% of a create.
+// The metadata a selection reads: name, namespace and labels. An ObjectMeta message would hold
+// them too, but is 416 bytes even when only these are set, on every object cached.
+class SelectableMeta {
+ public:
+  const std::string& name() const { return name_; }
+  const std::string& namespace_() const { return namespace_name_; }
+  const google::protobuf::Map<std::string, std::string>& labels() const { return labels_; }
+
+ private:
+  friend class CachedObject;
+  std::string name_;
+  std::string namespace_name_;
+  google::protobuf::Map<std::string, std::string> labels_;
+};
+
 class CachedObject {
  public:
   // object must carry metadata.resourceVersion == mod_revision.
@@ -69,8 +84,7 @@ class CachedObject {
   // The object: decoded from the encoding on each call, or the one kept for the kinds that
   // KeepsDecoded.
   std::shared_ptr<const google::protobuf::Message> object() const;
-  // Only name, namespace and labels are set.
-  const capstan::meta::v1::ObjectMeta& meta() const { return meta_; }
+  const SelectableMeta& meta() const { return meta_; }
   // The value of one of the kind's selectable fields (api::ResourceInfo::selectable_fields, as
   // api::FieldValue reads it), or nullopt for any other field.
   std::optional<std::string> field(std::string_view path) const;
@@ -87,8 +101,10 @@ class CachedObject {
 
   const google::protobuf::Message* prototype_ = nullptr;  // of the kind, to decode with
   int metadata_field_ = 0;  // the number of the kind's `metadata` field
-  capstan::meta::v1::ObjectMeta meta_;
-  std::vector<std::pair<std::string, std::string>> fields_;
+  SelectableMeta meta_;
+  // Selectable field (its path as the kind's ResourceInfo names it, which lives as long as the
+  // scheme) and its value.
+  std::vector<std::pair<std::string_view, std::string>> fields_;
   int64_t mod_revision_ = 0;
   std::string proto_;
   // Set before the object is shared, for KeepsDecoded kinds only.

