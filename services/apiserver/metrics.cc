@@ -29,10 +29,23 @@ ApiMetrics::ApiMetrics(std::shared_ptr<prometheus::Registry> registry)
 
 void ApiMetrics::Request(const std::string& verb, const std::string& resource, int code,
                          double seconds) {
-  requests_.Add({{"verb", verb}, {"resource", resource}, {"code", std::to_string(code)}})
-      .Increment();
-  latency_.Add({{"verb", verb}, {"resource", resource}}, metrics::LatencyBuckets())
-      .Observe(seconds);
+  SeriesKey key(verb, resource, code);
+  RequestSeries series;
+  bool found;
+  {
+    absl::ReaderMutexLock lock(&series_mu_);
+    auto it = series_.find(key);
+    found = it != series_.end();
+    if (found) series = it->second;
+  }
+  if (!found) {
+    absl::MutexLock lock(&series_mu_);
+    series = {&requests_.Add({{"verb", verb}, {"resource", resource}, {"code", std::to_string(code)}}),
+              &latency_.Add({{"verb", verb}, {"resource", resource}}, metrics::LatencyBuckets())};
+    series_.emplace(std::move(key), series);
+  }
+  series.total->Increment();
+  series.latency->Observe(seconds);
 }
 
 void ApiMetrics::WatchOpened(const std::string& resource) {
@@ -43,8 +56,8 @@ void ApiMetrics::WatchClosed(const std::string& resource) {
   watches_.Add({{"resource", resource}}).Decrement();
 }
 
-void ApiMetrics::WatchEventsSent(const std::string& resource, size_t count) {
-  watch_events_.Add({{"resource", resource}}).Increment(static_cast<double>(count));
+prometheus::Counter& ApiMetrics::WatchEventsSent(const std::string& resource) {
+  return watch_events_.Add({{"resource", resource}});
 }
 
 void ApiMetrics::Objects(const std::string& resource, size_t count) {

@@ -167,7 +167,12 @@ class WatchStream {
  public:
   WatchStream(grpc::ServerWriteReactor<grpc::ByteBuffer>* reactor, ResourceStore* store,
               ApiMetrics* metrics, const api::ResourceInfo* info, apiv1::Encoding encoding)
-      : store_(store), metrics_(metrics), info_(info), encoding_(encoding), reactor_(reactor) {}
+      : store_(store),
+        info_(info),
+        encoding_(encoding),
+        events_sent_(info != nullptr ? &metrics->WatchEventsSent(info->QualifiedResource())
+                                     : nullptr),
+        reactor_(reactor) {}
 
   void Start(std::shared_ptr<Watcher> watcher) {
     {
@@ -213,7 +218,7 @@ class WatchStream {
       slices.emplace_back(tail, sizeof(tail));
     }
     response_ = grpc::ByteBuffer(slices.data(), slices.size());
-    metrics_->WatchEventsSent(info_->QualifiedResource(), events.size());
+    events_sent_->Increment(static_cast<double>(events.size()));
     writing_ = true;
     reactor_->StartWrite(&response_);
   }
@@ -262,9 +267,9 @@ class WatchStream {
   }
 
   ResourceStore* const store_;
-  ApiMetrics* const metrics_;
   const api::ResourceInfo* const info_;
   const apiv1::Encoding encoding_;
+  prometheus::Counter* const events_sent_;  // null when info_ is (a stream that fails at once)
 
   absl::Mutex mu_;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* reactor_ ABSL_GUARDED_BY(mu_);
