@@ -94,7 +94,7 @@ printf 'server: %s\n' "$GRPC" >"$HOME/.capstan/config"
 cat <<MSG
 Capstan is up: API on $GRPC, metrics on http://$METRICS/metrics
 Client config: ~/.capstan/config
-Try:  bazel-bin/tools/capstanctl/capstanctl apply -f test/fixtures/manifests/deployment-seed.yaml
+Try:  bazel-bin/tools/capstanctl/capstanctl apply -f test/fixtures/manifests/deployment-hello.yaml
       bazel-bin/tools/capstanctl/capstanctl get pods -o wide
       bazel-bin/tools/capstanctl/capstanctl logs POD
 Stop: make down
