@@ -522,6 +522,36 @@ TEST_F(ResourceStoreTest, GlobalDefaultPriorityClassAppliesToPodsWithoutAClass) 
   EXPECT_EQ(created.spec().priority(), 10);
 }
 
+TEST_F(ResourceStoreTest, PodsFollowTheGlobalDefaultAsItChanges) {
+  const auto& info = Info("scheduling.k8s.io/v1", "PriorityClass");
+  Pod before = As<Pod>(CreatePod("web-0"));
+  EXPECT_EQ(before.spec().priority_class_name(), "");
+  EXPECT_EQ(before.spec().priority(), 0);
+
+  ASSERT_TRUE(CreatePriorityClass("normal", 100, true).ok());
+  EXPECT_EQ(As<Pod>(CreatePod("web-1")).spec().priority(), 100);
+
+  // Another class's change is seen too: the default's value does not change, so pods keep it.
+  ASSERT_TRUE(CreatePriorityClass("low", 10).ok());
+  EXPECT_EQ(As<Pod>(CreatePod("web-2")).spec().priority_class_name(), "normal");
+
+  ASSERT_TRUE(resources_
+                  ->Patch(info, "", "normal", PatchType::kMerge, R"({"globalDefault":false})",
+                          false, false)
+                  .ok());
+  Pod unmarked = As<Pod>(CreatePod("web-3"));
+  EXPECT_EQ(unmarked.spec().priority_class_name(), "");
+  EXPECT_EQ(unmarked.spec().priority(), 0);
+
+  ASSERT_TRUE(resources_
+                  ->Patch(info, "", "low", PatchType::kMerge, R"({"globalDefault":true})", false,
+                          false)
+                  .ok());
+  EXPECT_EQ(As<Pod>(CreatePod("web-4")).spec().priority(), 10);
+  ASSERT_TRUE(resources_->Delete(info, "", "low", DeleteOptions()).ok());
+  EXPECT_EQ(As<Pod>(CreatePod("web-5")).spec().priority_class_name(), "");
+}
+
 TEST_F(ResourceStoreTest, OnlyOnePriorityClassMayBeTheGlobalDefault) {
   const auto& info = Info("scheduling.k8s.io/v1", "PriorityClass");
   ASSERT_TRUE(CreatePriorityClass("first", 100, true).ok());
