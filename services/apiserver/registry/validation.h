@@ -6,6 +6,7 @@
 #ifndef CAPSTAN_SERVICES_APISERVER_REGISTRY_VALIDATION_H_
 #define CAPSTAN_SERVICES_APISERVER_REGISTRY_VALIDATION_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/container/inlined_vector.h"
