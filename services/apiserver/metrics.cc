@@ -40,8 +40,10 @@ void ApiMetrics::Request(const std::string& verb, const std::string& resource, i
   }
   if (!found) {
     absl::MutexLock lock(&series_mu_);
-    series = {&requests_.Add({{"verb", verb}, {"resource", resource}, {"code", std::to_string(code)}}),
-              &latency_.Add({{"verb", verb}, {"resource", resource}}, metrics::LatencyBuckets())};
+    series.total =
+        &requests_.Add({{"verb", verb}, {"resource", resource}, {"code", std::to_string(code)}});
+    series.latency =
+        &latency_.Add({{"verb", verb}, {"resource", resource}}, metrics::LatencyBuckets());
     series_.emplace(std::move(key), series);
   }
   series.total->Increment();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "google/protobuf/util/message_differencer.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/types/span.h"
 #include "lib/api/quantity.h"
 
@@ -295,7 +296,7 @@ std::vector<ParsedQuantity> ValidateResourceList(
 
 void ValidateProbe(const capstan::core::v1::Probe& probe, const FieldPath& path,
                    FieldErrors* errs) {
-  std::vector<std::string> handlers;
+  absl::InlinedVector<absl::string_view, 4> handlers;
   if (probe.has_exec()) handlers.push_back("exec");
   if (probe.has_http_get()) handlers.push_back("httpGet");
   if (probe.has_tcp_socket()) handlers.push_back("tcpSocket");
